@@ -1,0 +1,180 @@
+"""Symmetric ALiBi attention over unpadded tokens, one class per backend.
+
+Every backend is built once per forward from the batch's sequence boundaries (`UnpaddedBatch`), so
+the work that depends only on the layout (length groups, masks, ALiBi biases) is shared by all layers,
+then called by each layer with the fused projection `qkv` [total, 3, heads, head_dim] and returns
+[total, heads, head_dim]. `ATTENTION_BACKENDS` is the one place that maps transformers'
+`config._attn_implementation` to a backend:
+
+- `eager`: plain PyTorch math on sequences padded to the longest; the reference, and the only backend
+  that can return attention probabilities (and the only one that builds batch x heads x seq x seq).
+- `sdpa`: `F.scaled_dot_product_attention`, one call per group of equal-length sequences, so no
+  padding is computed and each call gets a small [heads, L, L] ALiBi bias (the default; fast on CPU).
+- `flex_attention`: torch FlexAttention on the packed tokens, ALiBi as a `score_mod` and the document
+  boundaries as a block mask.
+- `flash_attention_2`: flash-attn's varlen kernel with its native `alibi_slopes` (CUDA, optional extra).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .unpadding import UnpaddedBatch
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """Per-head ALiBi slopes, the geometric sequence of Press et al. 2022 (incl. non-power-of-2 heads)."""
+
+    def power_of_2_slopes(n: int) -> list[float]:
+        start = 2 ** (-8 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    closest = 2 ** math.floor(math.log2(num_heads))
+    slopes = power_of_2_slopes(closest)
+    if closest < num_heads:  # interleave the next power of two's slopes, as the paper's reference code
+        slopes += power_of_2_slopes(2 * closest)[0::2][: num_heads - closest]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+def alibi_bias(slopes: torch.Tensor, length: int) -> torch.Tensor:
+    """[heads, length, length] symmetric bias -slope * |i - j| (MosaicBERT's bidirectional ALiBi)."""
+    positions = torch.arange(length, device=slopes.device)
+    distance = (positions[None, :] - positions[:, None]).abs()
+    return -slopes[:, None, None] * distance
+
+
+class EagerAttention:
+    """softmax(q k^T / sqrt(d) + ALiBi) v on sequences padded to the longest: slow, obvious, exact."""
+
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+        self.num_sequences, self.length = batch.num_sequences, batch.max_seqlen
+        sequence = batch.sequence_index()
+        position = torch.arange(batch.num_tokens, device=sequence.device) - batch.cu_seqlens[sequence].long()
+        self.grid_index = sequence * self.length + position  # each token's slot in [sequences * length]
+        is_key = torch.zeros(self.num_sequences * self.length, dtype=torch.bool, device=sequence.device)
+        is_key[self.grid_index] = True
+        key_bias = torch.zeros(is_key.shape, device=sequence.device).masked_fill(~is_key, float("-inf"))
+        # [sequences, heads, length, length]
+        self.bias = alibi_bias(slopes, self.length)[None] + key_bias.view(self.num_sequences, 1, 1, self.length)
+
+    def __call__(self, qkv, scale, dropout_p, output_attentions=False):
+        heads, head_dim = qkv.shape[2:]
+        grid = qkv.new_zeros(self.num_sequences * self.length, 3, heads, head_dim)
+        grid = grid.index_copy(0, self.grid_index, qkv).view(self.num_sequences, self.length, 3, heads, head_dim)
+        q, k, v = grid.permute(2, 0, 3, 1, 4)  # each [sequences, heads, length, head_dim]
+        scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale + self.bias
+        probs = scores.softmax(dim=-1).to(q.dtype)
+        out = torch.matmul(F.dropout(probs, p=dropout_p), v)  # [sequences, heads, length, head_dim]
+        out = out.transpose(1, 2).reshape(-1, heads, head_dim).index_select(0, self.grid_index)
+        return out, (probs if output_attentions else None)
+
+
+class SdpaAttention:
+    """One SDPA call per group of equal-length sequences: no padding, no batch x heads x seq x seq."""
+
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+        seqlens = batch.seqlens
+        lengths, counts = torch.unique(seqlens, sorted=True, return_counts=True)
+        self.groups = list(zip(counts.tolist(), lengths.tolist()))  # (sequences, length) per group
+        if len(self.groups) == 1:
+            self.order = self.restore = None  # tokens are already grouped
+        else:
+            # a stable sort of tokens by their sequence's length keeps each sequence contiguous
+            token_length = torch.repeat_interleave(seqlens, seqlens.long(), output_size=batch.num_tokens)
+            self.order = torch.sort(token_length, stable=True).indices
+            self.restore = torch.empty_like(self.order)
+            self.restore[self.order] = torch.arange(self.order.numel(), device=self.order.device)
+        self.biases = {length: alibi_bias(slopes, length) for _, length in self.groups}
+
+    def __call__(self, qkv, scale, dropout_p, output_attentions=False):
+        heads, head_dim = qkv.shape[2:]
+        if self.order is not None:
+            qkv = qkv.index_select(0, self.order)
+        outputs = []
+        for (count, length), chunk in zip(self.groups, qkv.split([c * l for c, l in self.groups])):
+            q, k, v = chunk.view(count, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            bias = self.biases[length].to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+            outputs.append(out.transpose(1, 2).reshape(count * length, heads, head_dim))
+        out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        return (out if self.restore is None else out.index_select(0, self.restore)), None
+
+
+class FlexAttention:
+    """FlexAttention over all tokens at once: ALiBi `score_mod`, a document block mask skips cross-document blocks."""
+
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        document = batch.sequence_index()
+        self.slopes = slopes
+
+        def same_document(b, h, q_idx, kv_idx):
+            return document[q_idx] == document[kv_idx]
+
+        total = batch.num_tokens
+        self.block_mask = create_block_mask(same_document, None, None, total, total, device=document.device)
+
+    def alibi(self, score, b, h, q_idx, kv_idx):
+        # q and kv share a document, so their distance inside it is their distance in the packed row
+        return score - self.slopes[h] * (q_idx - kv_idx).abs()
+
+    def __call__(self, qkv, scale, dropout_p, output_attentions=False):
+        from transformers.integrations.flex_attention import compile_friendly_flex_attention
+
+        if qkv.device.type == "cpu" and qkv.requires_grad:
+            raise NotImplementedError(
+                "flex_attention has no backward on CPU in torch: run it under torch.no_grad() for inference, "
+                "or use attn_implementation='sdpa' to train on CPU."
+            )
+        if dropout_p > 0:
+            raise ValueError(
+                "flex_attention has no attention dropout: set attention_probs_dropout_prob=0 or use "
+                "attn_implementation='sdpa'."
+            )
+        q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # each [1, heads, total, head_dim]
+        # `training` only picks a compile mode on torch 2.6; a constant avoids recompiling on train/eval switches
+        out = compile_friendly_flex_attention(
+            q, k, v, score_mod=self.alibi, block_mask=self.block_mask, scale=scale, training=False
+        )
+        return out[0].transpose(0, 1), None
+
+
+class FlashAttention:
+    """flash-attn's varlen kernel (CUDA, fp16/bf16) with its built-in symmetric ALiBi."""
+
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+        try:
+            from flash_attn import flash_attn_varlen_qkvpacked_func
+        except ImportError as error:
+            raise ImportError(
+                "attn_implementation='flash_attention_2' needs the flash-attn package on a CUDA machine: "
+                "pip install 'briskbert[flash]', or use attn_implementation='sdpa' or 'flex_attention'."
+            ) from error
+        self.kernel = flash_attn_varlen_qkvpacked_func
+        self.cu_seqlens, self.max_seqlen, self.slopes = batch.cu_seqlens, batch.max_seqlen, slopes
+
+    def __call__(self, qkv, scale, dropout_p, output_attentions=False):
+        half = qkv.dtype if qkv.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16
+        out = self.kernel(
+            qkv.to(half), self.cu_seqlens, self.max_seqlen, dropout_p=dropout_p, softmax_scale=scale,
+            causal=False, alibi_slopes=self.slopes,
+        )
+        return out.to(qkv.dtype), None
+
+
+ATTENTION_BACKENDS = {
+    "eager": EagerAttention,
+    "sdpa": SdpaAttention,
+    "flex_attention": FlexAttention,
+    "flash_attention_2": FlashAttention,
+}
+
+
+def build_attention(implementation: str, batch: UnpaddedBatch, num_heads: int, device: torch.device):
+    if implementation not in ATTENTION_BACKENDS:
+        raise ValueError(
+            f"BriskBERT has no attention backend {implementation!r}; choose one of {sorted(ATTENTION_BACKENDS)}."
+        )
+    return ATTENTION_BACKENDS[implementation](batch, alibi_slopes(num_heads).to(device))

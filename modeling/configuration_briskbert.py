@@ -1,0 +1,118 @@
+"""BriskBertConfig: the one typed place every BriskBERT size and switch comes from.
+
+Served on the Hub beside the weights, so it imports only transformers.
+"""
+
+from transformers import PreTrainedConfig
+
+# Named sizes. `base` and `large` match BERT's shapes; the GLU width equals BERT's intermediate size
+# (MosaicBERT-base uses 3072 too), so a GLU layer costs ~1.3x the FLOPs of a BERT layer.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
+    "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    "small": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}
+
+CLASSIFIER_POOLINGS = ("cls", "mean")
+
+# Written into every config.json so that a saved folder (or Hub repo) holding these code files loads with
+# any Auto class and trust_remote_code=True, whichever head was saved.
+AUTO_MAP = {
+    "AutoConfig": "configuration_briskbert.BriskBertConfig",
+    "AutoModel": "modeling_briskbert.BriskBertModel",
+    "AutoModelForMaskedLM": "modeling_briskbert.BriskBertForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_briskbert.BriskBertForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_briskbert.BriskBertForTokenClassification",
+    "AutoModelForQuestionAnswering": "modeling_briskbert.BriskBertForQuestionAnswering",
+    "AutoModelForMultipleChoice": "modeling_briskbert.BriskBertForMultipleChoice",
+}
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class BriskBertConfig(PreTrainedConfig):
+    r"""
+    Configuration of a BriskBERT encoder (MosaicBERT recipe: ALiBi, GeGLU, post-LN, unpadded).
+
+    Args:
+        vocab_size: tokenizer vocabulary size; rounded up to a multiple of `pad_vocab_size_multiple`
+            so the embedding and decoder matmuls hit aligned shapes (MosaicBERT, Portes et al. 2023).
+        hidden_size, num_hidden_layers, num_attention_heads: encoder shape.
+        intermediate_size: width of the gated MLP (the fused input projection is twice this).
+        hidden_act: activation of the GLU gate (`gelu` gives GeGLU) and of the MLM head.
+        hidden_dropout_prob: dropout after the embeddings, attention output and MLP.
+        attention_probs_dropout_prob: dropout on attention probabilities (0 in MosaicBERT, which keeps
+            every fused kernel usable; the FlexAttention backend refuses a non-zero value in training).
+        type_vocab_size: number of segment (token type) ids.
+        layer_norm_eps, initializer_range: as in BERT.
+        classifier_pooling: `cls` (BERT pooler on the first token) or `mean` (mean of real tokens),
+            used by the sequence-classification and multiple-choice heads.
+        classifier_dropout: dropout before task classifiers; defaults to `hidden_dropout_prob`.
+        sparse_prediction: in training with labels, run the MLM decoder only on masked positions.
+        pad_vocab_size_multiple: see `vocab_size`.
+
+    Build a named size with `BriskBertConfig.from_preset("small", vocab_size=...)`.
+    """
+
+    model_type = "briskbert"
+
+    vocab_size: int = 30528
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.0
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int | None = 0
+    classifier_pooling: str = "cls"
+    classifier_dropout: float | None = None
+    sparse_prediction: bool = True
+    pad_vocab_size_multiple: int = 64
+    tie_word_embeddings: bool = True
+    auto_map: dict[str, str] | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.auto_map is None:
+            self.auto_map = dict(AUTO_MAP)
+        self.vocab_size = round_up(self.vocab_size, self.pad_vocab_size_multiple)
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads}): choose a head count that divides it (BERT uses heads of 64)."
+            )
+        if self.classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(
+                f"classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
+            )
+        super().__post_init__(**kwargs)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "BriskBertConfig":
+        if name not in PRESETS:
+            raise ValueError(f"Unknown BriskBERT preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # transformers only warns when a checkpoint of another architecture is loaded into this config,
+        # then initialises every weight at random; refuse instead.
+        model_type = config_dict.get("model_type")
+        if model_type not in (None, cls.model_type):
+            raise ValueError(
+                f"This checkpoint is a {model_type!r} model, not BriskBERT ({cls.model_type!r}); its weights do "
+                f"not fit BriskBERT's layers. Load it with its own class (e.g. transformers.AutoModel) or "
+                f"convert it to BriskBERT first."
+            )
+        return super().from_dict(config_dict, **kwargs)

@@ -1,0 +1,563 @@
+"""BriskBERT: a BERT-style encoder built for fast pretraining (the MosaicBERT recipe, Portes et al. 2023).
+
+What it is made of, and why:
+- No position embeddings: symmetric ALiBi biases attention by -slope * |i - j| (Press et al. 2022),
+  so a model trained on 128 tokens runs on any length.
+- GeGLU feed-forward: gate and value come from one fused Linear; GELU(gate) * value (Shazeer 2020).
+- Post-LayerNorm blocks as BERT and MosaicBERT; LayerNorm runs in bf16 under bf16 autocast
+  instead of being upcast to fp32 (MosaicBERT's low-precision LayerNorm).
+- Unpadded: padding is removed once, before the embeddings; every Linear, norm and MLP runs on
+  [total_real_tokens, hidden], and attention sees sequence boundaries (cu_seqlens), never padding.
+  Packed rows (several documents per row) work the same way, with no attention across documents.
+- Attention backends (eager, sdpa, flex_attention, flash_attention_2) live in `attention.py` and are
+  picked by transformers' `attn_implementation`.
+- Vocabulary rounded up to a multiple of 64; MLM decoder tied to the embeddings and, in training,
+  run only on masked positions.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+from .attention import build_attention
+from .configuration_briskbert import BriskBertConfig
+from .unpadding import UnpaddedBatch, unpad_batch
+
+
+class LowPrecisionLayerNorm(nn.LayerNorm):
+    """LayerNorm that stays in the autocast dtype; autocast would otherwise upcast it to fp32 (MosaicBERT)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if not torch.is_autocast_enabled(device):
+            return super().forward(x)
+        dtype = torch.get_autocast_dtype(device)
+        with torch.autocast(device_type=device, enabled=False):
+            return F.layer_norm(x.to(dtype), self.normalized_shape, self.weight.to(dtype), self.bias.to(dtype), self.eps)
+
+
+class BriskBertEmbeddings(nn.Module):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None) -> torch.Tensor:
+        # all [total] -> [total, hidden]
+        embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        if token_type_ids is None:
+            embeddings = embeddings + self.token_type_embeddings.weight[0]
+        else:
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.norm(embeddings))
+
+
+class BriskBertAttention(nn.Module):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.num_heads, self.head_dim = config.num_attention_heads, config.head_dim
+        self.scale = self.head_dim**-0.5
+        self.probs_dropout = config.attention_probs_dropout_prob
+        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.Wo = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden, attention, output_attentions=False):
+        total, hidden_size = hidden.shape
+        qkv = self.Wqkv(hidden).view(total, 3, self.num_heads, self.head_dim)
+        dropout_p = self.probs_dropout if self.training else 0.0
+        context, probs = attention(qkv, self.scale, dropout_p, output_attentions)  # [total, heads, head_dim]
+        hidden = self.norm(hidden + self.dropout(self.Wo(context.reshape(total, hidden_size))))
+        return hidden, probs
+
+
+class BriskBertGatedMLP(nn.Module):
+    """GeGLU: Wi gives [gate | value]; the order matches MosaicBERT's `gated_layers` for exact conversion."""
+
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.Wi = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.act = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden):
+        gate, value = self.Wi(hidden).chunk(2, dim=-1)  # each [total, intermediate]
+        return self.norm(hidden + self.Wo(self.dropout(self.act(gate) * value)))
+
+
+class BriskBertLayer(GradientCheckpointingLayer):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.attention = BriskBertAttention(config)
+        self.mlp = BriskBertGatedMLP(config)
+
+    def forward(self, hidden, attention, output_attentions=False):
+        hidden, probs = self.attention(hidden, attention, output_attentions)
+        return self.mlp(hidden), probs
+
+
+@dataclass
+class EncodedTokens:
+    """The encoder's output before re-padding: what the task heads work on."""
+
+    hidden: torch.Tensor  # [total, hidden]
+    batch: UnpaddedBatch
+    hidden_states: tuple[torch.Tensor, ...] | None  # unpadded, embeddings first
+    attentions: tuple[torch.Tensor, ...] | None  # eager only: [sequences, heads, L, L] per layer
+
+    def first_tokens(self) -> torch.Tensor:
+        """[sequences, hidden]: each sequence's first ([CLS]) token."""
+        return self.hidden[self.batch.cu_seqlens[:-1].long()]
+
+    def mean_pool(self) -> torch.Tensor:
+        """[sequences, hidden]: each sequence's mean over its real tokens."""
+        sums = self.hidden.new_zeros(self.batch.num_sequences, self.hidden.shape[-1])
+        sums = sums.index_add(0, self.batch.sequence_index(), self.hidden)
+        return sums / self.batch.seqlens.unsqueeze(-1).to(sums.dtype)
+
+    def padded_extras(self) -> dict:
+        """hidden_states re-padded to the caller's [batch, seq, hidden], and attentions, for an output class."""
+        hidden_states = None if self.hidden_states is None else tuple(map(self.batch.pad, self.hidden_states))
+        return {"hidden_states": hidden_states, "attentions": self.attentions}
+
+
+class BriskBertPreTrainedModel(PreTrainedModel):
+    config_class = BriskBertConfig
+    config: BriskBertConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["BriskBertEmbeddings", "BriskBertLayer"]
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_flash_attn = True
+
+    def __init__(self, config, *inputs, **kwargs):
+        if getattr(config, "model_type", None) != BriskBertConfig.model_type:
+            raise TypeError(
+                f"{type(self).__name__} needs a BriskBertConfig, got {type(config).__name__} "
+                f"(model_type={getattr(config, 'model_type', None)!r}): build one with BriskBertConfig(...) or "
+                f"BriskBertConfig.from_preset(...)."
+            )
+        super().__init__(config, *inputs, **kwargs)
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers guesses from the source whether a model reads its backend per call; ours does, at every
+        # forward, from config._attn_implementation, so `set_attn_implementation` may switch it.
+        return True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        std = self.config.initializer_range
+        stds = {
+            "embedding": std,
+            "in": std,
+            # residual-branch outputs shrink with depth so the residual stream's variance stays put (GPT-2)
+            "out": std / (2 * self.config.num_hidden_layers) ** 0.5,
+            "head": std,
+        }
+
+        def normal(linear: nn.Module, std: float):
+            init.normal_(linear.weight, mean=0.0, std=std)
+            if getattr(linear, "bias", None) is not None:
+                init.zeros_(linear.bias)
+
+        if isinstance(module, BriskBertEmbeddings):
+            normal(module.word_embeddings, stds["embedding"])
+            normal(module.token_type_embeddings, stds["embedding"])
+        elif isinstance(module, BriskBertAttention):
+            normal(module.Wqkv, stds["in"])
+            normal(module.Wo, stds["out"])
+        elif isinstance(module, BriskBertGatedMLP):
+            normal(module.Wi, stds["in"])
+            normal(module.Wo, stds["out"])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, (BriskBertPooler, BriskBertPredictionHead)):
+            normal(module.dense, stds["head"])
+        elif isinstance(
+            module,
+            (BriskBertForSequenceClassification, BriskBertForTokenClassification, BriskBertForMultipleChoice),
+        ):
+            normal(module.classifier, stds["head"])
+        elif isinstance(module, BriskBertForQuestionAnswering):
+            normal(module.qa_outputs, stds["head"])
+        elif isinstance(module, BriskBertForMaskedLM):
+            init.zeros_(module.decoder.bias)  # the weight is tied to the word embeddings
+
+
+class BriskBertModel(BriskBertPreTrainedModel):
+    """The encoder. `pooler_output` is the mean of each sequence's real tokens (a sentence embedding)."""
+
+    def __init__(self, config: BriskBertConfig, add_sentence_embedding: bool = True):
+        super().__init__(config)
+        self.add_sentence_embedding = add_sentence_embedding
+        self.embeddings = BriskBertEmbeddings(config)
+        self.layers = nn.ModuleList(BriskBertLayer(config) for _ in range(config.num_hidden_layers))
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def encode(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        sequence_ids=None,
+        cu_seqlens=None,
+        max_seqlen=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+    ) -> EncodedTokens:
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        implementation = self.config._attn_implementation or "sdpa"
+        if output_attentions and implementation != "eager":
+            raise ValueError(
+                f"output_attentions needs the eager backend, but this model uses {implementation!r}: load it "
+                f"with attn_implementation='eager' or call model.set_attn_implementation('eager')."
+            )
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        ids_shape = tuple(input_ids.shape) if input_ids is not None else tuple(inputs_embeds.shape[:-1])
+        device = (input_ids if input_ids is not None else inputs_embeds).device
+        if input_ids is not None:
+            self._check_token_ids(input_ids)
+        batch = unpad_batch(ids_shape, device, attention_mask, sequence_ids, cu_seqlens, max_seqlen)
+
+        hidden = self.embeddings(
+            input_ids=None if input_ids is None else batch.unpad(input_ids),
+            token_type_ids=None if token_type_ids is None else batch.unpad(token_type_ids),
+            inputs_embeds=None if inputs_embeds is None else batch.unpad(inputs_embeds),
+        )  # [total, hidden]
+        attention = build_attention(implementation, batch, self.config.num_attention_heads, device)
+        hidden_states = [hidden] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.layers:
+            hidden, probs = layer(hidden, attention, output_attentions)
+            if output_hidden_states:
+                hidden_states.append(hidden)
+            if output_attentions:
+                attentions.append(probs)
+        return EncodedTokens(
+            hidden, batch, hidden_states and tuple(hidden_states), attentions and tuple(attentions)
+        )
+
+    def _check_token_ids(self, input_ids):
+        # an out-of-range id is a CUDA device-side assert far from its cause; say what is wrong instead
+        if torch.compiler.is_compiling() or input_ids.numel() == 0:
+            return
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            raise ValueError(
+                f"input_ids hold token id {low if low < 0 else high}, outside this model's vocabulary "
+                f"(0..{self.config.vocab_size - 1}): the tokenizer does not match the model; resize the "
+                f"embeddings with model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)."
+            )
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        sequence_ids=None,
+        cu_seqlens=None,
+        max_seqlen=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        encoded = self.encode(
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            output_attentions, output_hidden_states,
+        )
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=encoded.batch.pad(encoded.hidden),
+            pooler_output=encoded.mean_pool() if self.add_sentence_embedding else None,
+            **encoded.padded_extras(),
+        )
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+def _return_dict(config, return_dict) -> bool:
+    return config.return_dict if return_dict is None else return_dict
+
+
+class BriskBertPooler(nn.Module):
+    """BERT's pooler: dense + tanh over the pooled token (kept so BERT checkpoints convert exactly)."""
+
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, pooled):
+        return torch.tanh(self.dense(pooled))
+
+
+class BriskBertPredictionHead(nn.Module):
+    """BERT's MLM transform: dense, activation, LayerNorm."""
+
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden):
+        return self.norm(self.act(self.dense(hidden)))
+
+
+def _classifier_dropout(config: BriskBertConfig) -> nn.Dropout:
+    p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
+    return nn.Dropout(p)
+
+
+class BriskBertForMaskedLM(BriskBertPreTrainedModel):
+    _tied_weights_keys = {"decoder.weight": "model.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: BriskBertConfig):
+        super().__init__(config)
+        self.model = BriskBertModel(config, add_sentence_embedding=False)
+        self.head = BriskBertPredictionHead(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        sequence_ids=None,
+        cu_seqlens=None,
+        max_seqlen=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        """`labels`: token ids at masked positions, -100 elsewhere. In training with `sparse_prediction`,
+        the decoder runs only on masked positions and `logits` is [masked, vocab]; else [batch, seq, vocab].
+        `num_items_in_batch` (kwarg, as the transformers Trainer passes it) normalises the loss by the masked
+        tokens of a whole accumulated batch instead of this micro-batch's."""
+        encoded = self.model.encode(
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            output_attentions, output_hidden_states,
+        )
+        hidden = encoded.hidden
+        sparse = labels is not None and self.training and self.config.sparse_prediction
+        if labels is not None:
+            labels = encoded.batch.unpad(labels)
+        if sparse:
+            masked = labels != -100
+            hidden, labels = hidden[masked], labels[masked]
+        logits = self.decoder(self.head(hidden))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        output = MaskedLMOutput(
+            loss=loss, logits=logits if sparse else encoded.batch.pad(logits), **encoded.padded_extras()
+        )
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__(config)
+        self.model = BriskBertModel(config, add_sentence_embedding=False)
+        self.pooler = BriskBertPooler(config)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        sequence_ids=None,
+        cu_seqlens=None,
+        max_seqlen=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        """One prediction per sequence (per document when rows are packed). `config.problem_type` picks the
+        loss: regression (MSE), single_label_classification (CE) or multi_label_classification (BCE)."""
+        encoded = self.model.encode(
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            output_attentions, output_hidden_states,
+        )
+        pooled = encoded.first_tokens() if self.config.classifier_pooling == "cls" else encoded.mean_pool()
+        logits = self.classifier(self.dropout(self.pooler(pooled)))
+        loss = None if labels is None else self.loss_function(labels, logits, self.config, **kwargs)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, **encoded.padded_extras())
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class BriskBertForTokenClassification(BriskBertPreTrainedModel):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__(config)
+        self.model = BriskBertModel(config, add_sentence_embedding=False)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        sequence_ids=None,
+        cu_seqlens=None,
+        max_seqlen=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        """`labels`: [batch, seq] class ids, -100 where no loss is wanted. Loss and logits are computed on
+        real tokens only; `logits` comes back as [batch, seq, num_labels] with zeros at padding."""
+        encoded = self.model.encode(
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            output_attentions, output_hidden_states,
+        )
+        logits = self.classifier(self.dropout(encoded.hidden))  # [total, num_labels]
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, encoded.batch.unpad(labels), self.config, **kwargs)
+        output = TokenClassifierOutput(loss=loss, logits=encoded.batch.pad(logits), **encoded.padded_extras())
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class BriskBertForQuestionAnswering(BriskBertPreTrainedModel):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__(config)
+        self.model = BriskBertModel(config, add_sentence_embedding=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        sequence_ids=None,
+        cu_seqlens=None,
+        max_seqlen=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        """Span start/end logits [batch, seq]; padding gets the dtype's lowest value so it is never chosen."""
+        encoded = self.model.encode(
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            output_attentions, output_hidden_states,
+        )
+        logits = self.qa_outputs(encoded.hidden)  # [total, 2]
+        logits = encoded.batch.pad(logits, fill_value=torch.finfo(logits.dtype).min)
+        start_logits, end_logits = logits.unbind(dim=-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = self.loss_function(start_logits, end_logits, start_positions, end_positions, **kwargs)
+        output = QuestionAnsweringModelOutput(
+            loss=loss, start_logits=start_logits, end_logits=end_logits, **encoded.padded_extras()
+        )
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class BriskBertForMultipleChoice(BriskBertPreTrainedModel):
+    def __init__(self, config: BriskBertConfig):
+        super().__init__(config)
+        self.model = BriskBertModel(config, add_sentence_embedding=False)
+        self.pooler = BriskBertPooler(config)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        """Inputs are [batch, choices, seq]; `labels` [batch] is the index of the right choice."""
+        source = input_ids if input_ids is not None else inputs_embeds
+        if source is None or source.dim() < 3:
+            raise ValueError("BriskBertForMultipleChoice expects input_ids of shape [batch, choices, seq].")
+        num_choices = source.shape[1]
+
+        def flat(x):  # [batch, choices, seq, ...] -> [batch * choices, seq, ...]
+            return None if x is None else x.reshape(-1, *x.shape[2:])
+
+        encoded = self.model.encode(
+            flat(input_ids), flat(attention_mask), flat(token_type_ids), inputs_embeds=flat(inputs_embeds),
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+        )
+        pooled = encoded.first_tokens() if self.config.classifier_pooling == "cls" else encoded.mean_pool()
+        logits = self.classifier(self.dropout(self.pooler(pooled))).view(-1, num_choices)
+        loss = None if labels is None else F.cross_entropy(logits.float(), labels)
+        output = MultipleChoiceModelOutput(loss=loss, logits=logits, **encoded.padded_extras())
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+__all__ = [
+    "BriskBertPreTrainedModel",
+    "BriskBertModel",
+    "BriskBertForMaskedLM",
+    "BriskBertForSequenceClassification",
+    "BriskBertForTokenClassification",
+    "BriskBertForQuestionAnswering",
+    "BriskBertForMultipleChoice",
+]

@@ -1,0 +1,140 @@
+"""Removing padding once, before the embeddings, and putting it back only where a caller needs it.
+
+A batch reaches the model in one of three layouts, and `unpad_batch` turns each into the flat real
+tokens plus `cu_seqlens`, the cumulative sequence lengths that every attention backend works from:
+- padded rows: `input_ids` [batch, seq] with `attention_mask` (1 = real token); one sequence per row;
+- packed rows: the same plus `sequence_ids` [batch, seq]; each run of equal ids in a row is one
+  document, and no token attends across documents;
+- flat packed: `input_ids` [total] or [1, total] with `cu_seqlens` [documents + 1] (flash-attn's
+  varlen convention), nothing to remove.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class UnpaddedBatch:
+    """Where the real tokens of a batch came from, and how they split into sequences."""
+
+    indices: torch.Tensor | None  # [total] positions of real tokens in the flattened input; None: all real
+    shape: tuple[int, int]  # the caller's (batch, seq)
+    cu_seqlens: torch.Tensor  # int32 [num_sequences + 1]
+    max_seqlen: int
+
+    @property
+    def num_sequences(self) -> int:
+        return self.cu_seqlens.numel() - 1
+
+    @property
+    def num_tokens(self) -> int:
+        return self.shape[0] * self.shape[1] if self.indices is None else self.indices.numel()
+
+    @property
+    def seqlens(self) -> torch.Tensor:
+        return self.cu_seqlens.diff()
+
+    def sequence_index(self) -> torch.Tensor:
+        """[total] index of the sequence each real token belongs to."""
+        return torch.repeat_interleave(
+            torch.arange(self.num_sequences, device=self.cu_seqlens.device),
+            self.seqlens.long(),
+            output_size=self.num_tokens,
+        )
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        """[batch, seq, ...] -> [total, ...]"""
+        flat = padded.reshape(self.shape[0] * self.shape[1], *padded.shape[2:])
+        return flat if self.indices is None else flat.index_select(0, self.indices)
+
+    def pad(self, tokens: torch.Tensor, fill_value: float = 0.0) -> torch.Tensor:
+        """[total, ...] -> [batch, seq, ...], `fill_value` at padding."""
+        batch, seq = self.shape
+        if self.indices is not None:
+            full = tokens.new_full((batch * seq, *tokens.shape[1:]), fill_value)
+            tokens = full.index_copy(0, self.indices, tokens)
+        return tokens.reshape(batch, seq, *tokens.shape[1:])
+
+
+def unpad_batch(
+    shape: tuple[int, ...],
+    device: torch.device,
+    attention_mask: torch.Tensor | None = None,
+    sequence_ids: torch.Tensor | None = None,
+    cu_seqlens: torch.Tensor | None = None,
+    max_seqlen: int | None = None,
+) -> UnpaddedBatch:
+    """Find the real tokens and sequence boundaries of an input of `shape` (ids without the hidden dim)."""
+    if cu_seqlens is not None:
+        return _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens, max_seqlen)
+    if len(shape) != 2:
+        raise ValueError(
+            f"input_ids must be [batch, seq] (got shape {tuple(shape)}); a flat packed input also needs "
+            f"cu_seqlens."
+        )
+    batch, seq = shape
+    if batch == 0 or seq == 0:
+        raise ValueError(f"The batch is empty (input shape {tuple(shape)}): pass at least one token.")
+    if attention_mask is None:
+        mask = torch.ones(batch, seq, dtype=torch.bool, device=device)
+    elif tuple(attention_mask.shape) != (batch, seq):
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has shape {(batch, seq)}: "
+            f"pass the mask the tokenizer returned with these ids (padding=True, return_tensors='pt')."
+        )
+    else:
+        mask = attention_mask.bool()
+
+    lengths = mask.sum(dim=1, dtype=torch.int32)
+    empty_rows = (lengths == 0).nonzero().flatten().tolist()
+    if empty_rows:
+        raise ValueError(
+            f"Row(s) {empty_rows} of the batch hold no real token (attention_mask is all 0): drop empty rows "
+            f"before calling the model."
+        )
+    all_real = bool(mask.all())
+    indices = None if all_real else mask.flatten().nonzero().flatten()
+
+    if sequence_ids is None:
+        cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        return UnpaddedBatch(indices, (batch, seq), cu_seqlens, int(lengths.max()))
+
+    if tuple(sequence_ids.shape) != (batch, seq):
+        raise ValueError(
+            f"sequence_ids has shape {tuple(sequence_ids.shape)} but input_ids has shape {(batch, seq)}: give "
+            f"one document id per token."
+        )
+    token_ids = sequence_ids.flatten() if indices is None else sequence_ids.flatten()[indices]
+    positions = torch.arange(batch * seq, device=device) if indices is None else indices
+    rows = torch.div(positions, seq, rounding_mode="floor")
+    starts = torch.ones_like(token_ids, dtype=torch.bool)
+    starts[1:] = (token_ids[1:] != token_ids[:-1]) | (rows[1:] != rows[:-1])
+    total = torch.tensor([token_ids.numel()], device=device)
+    cu_seqlens = torch.cat([starts.nonzero().flatten(), total]).to(torch.int32)
+    return UnpaddedBatch(indices, (batch, seq), cu_seqlens, int(cu_seqlens.diff().max()))
+
+
+def _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens, max_seqlen) -> UnpaddedBatch:
+    if attention_mask is not None or sequence_ids is not None:
+        raise ValueError(
+            "cu_seqlens describes a flat packed input that has no padding: pass it without attention_mask "
+            "and sequence_ids (or pass those two without cu_seqlens)."
+        )
+    if len(shape) > 2 or (len(shape) == 2 and shape[0] != 1):
+        raise ValueError(
+            f"With cu_seqlens the input must be flat, [total] or [1, total] (got shape {tuple(shape)})."
+        )
+    total = shape[-1]
+    if total == 0:
+        raise ValueError("The batch is empty (no tokens): pass at least one token.")
+    cu_seqlens = cu_seqlens.to(torch.int32)
+    seqlens = cu_seqlens.diff()
+    if cu_seqlens.ndim != 1 or int(cu_seqlens[0]) != 0 or int(cu_seqlens[-1]) != total or bool((seqlens <= 0).any()):
+        raise ValueError(
+            f"cu_seqlens must rise strictly from 0 to the number of tokens ({total}), e.g. [0, 5, 12] for "
+            f"documents of 5 and 7 tokens; got {cu_seqlens.tolist()}."
+        )
+    max_seqlen = int(seqlens.max()) if max_seqlen is None else int(max_seqlen)
+    return UnpaddedBatch(None, (1, total), cu_seqlens, max_seqlen)
