@@ -1,0 +1,127 @@
+"""Shared fixtures for the BriskBERT tests: the real tokenizer, real sentences, batching and a clean subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+TOKENIZER_DIR = DATA / "tokenizer"
+
+# Put first in a child's sys.meta_path: any import of our own packages fails, so whatever loads there came
+# from the saved folder through transformers' remote code (transformers_modules.*), not the editable install.
+_BLOCK_OUR_PACKAGES = textwrap.dedent(
+    """
+    import sys
+
+    class _BlockLocalBriskBert:
+        BLOCKED = {"briskbert", "modeling", "trainers"}
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in self.BLOCKED:
+                raise ImportError(f"blocked in this test: {name} must come from the saved folder")
+            return None
+
+    sys.meta_path.insert(0, _BlockLocalBriskBert())
+    for _name in list(sys.modules):
+        if _name.split(".")[0] in _BlockLocalBriskBert.BLOCKED:
+            del sys.modules[_name]
+    """
+)
+
+
+def read_jsonl(relative_path: str, limit: int | None = None) -> list[dict]:
+    rows = []
+    with open(DATA / relative_path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def jsonl():
+    """`jsonl("glue/sst2/validation.jsonl", limit=8)` -> list of row dicts."""
+    return read_jsonl
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    assert tok.is_fast, "the data/tokenizer folder should load as a fast (tokenizers) tokenizer"
+    return tok
+
+
+@pytest.fixture(scope="session")
+def sentences() -> list[str]:
+    """24 real sentences of varied length: 8 each from SST-2, CoLA and RTE (premises, the long ones)."""
+    sst2 = [r["sentence"].strip() for r in read_jsonl("glue/sst2/validation.jsonl", limit=8)]
+    cola = [r["sentence"].strip() for r in read_jsonl("glue/cola/validation.jsonl", limit=8)]
+    rte = [r["sentence1"].strip() for r in read_jsonl("glue/rte/validation.jsonl", limit=8)]
+    # interleave so every slice of the list mixes short and long sentences
+    mixed = [s for triple in zip(sst2, cola, rte) for s in triple]
+    assert len(mixed) == 24
+    return mixed
+
+
+def _make_batch(tokenizer, texts, max_length: int = 128, **kwargs) -> dict[str, torch.Tensor]:
+    return dict(
+        tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt", **kwargs)
+    )
+
+
+@pytest.fixture(scope="session")
+def make_batch(tokenizer):
+    """`make_batch(texts)` -> dict(input_ids, token_type_ids, attention_mask), right-padded, truncated to 128."""
+
+    def make(texts, max_length: int = 128, **kwargs):
+        return _make_batch(tokenizer, texts, max_length=max_length, **kwargs)
+
+    return make
+
+
+def _run_fresh_python(code: str, cwd) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    # a private remote-code cache: nothing a previous run left there can stand in for the saved code
+    env["HF_MODULES_CACHE"] = str(Path(cwd) / "hf_modules_cache")
+    script = _BLOCK_OUR_PACKAGES + "\n" + textwrap.dedent(code)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"fresh python exited with {result.returncode}\n--- stdout ---\n{result.stdout}\n"
+            f"--- stderr ---\n{result.stderr}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def run_fresh_python():
+    """`run_fresh_python(code, cwd)` runs `code` in a new interpreter (cwd=cwd, no PYTHONPATH, HF offline, our
+    packages unimportable) and returns its stdout; a non-zero exit fails the test with the child's stderr."""
+    return _run_fresh_python
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
