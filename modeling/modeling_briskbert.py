@@ -167,43 +167,19 @@ class BriskBertPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
+        # BERT's and MosaicBERT's scheme. transformers calls this on every module that owns parameters (for
+        # code outside transformers it skips modules without their own, so dispatch on the leaves).
         std = self.config.initializer_range
-        stds = {
-            "embedding": std,
-            "in": std,
-            # residual-branch outputs shrink with depth so the residual stream's variance stays put (GPT-2)
-            "out": std / (2 * self.config.num_hidden_layers) ** 0.5,
-            "head": std,
-        }
-
-        def normal(linear: nn.Module, std: float):
-            init.normal_(linear.weight, mean=0.0, std=std)
-            if getattr(linear, "bias", None) is not None:
-                init.zeros_(linear.bias)
-
-        if isinstance(module, BriskBertEmbeddings):
-            normal(module.word_embeddings, stds["embedding"])
-            normal(module.token_type_embeddings, stds["embedding"])
-        elif isinstance(module, BriskBertAttention):
-            normal(module.Wqkv, stds["in"])
-            normal(module.Wo, stds["out"])
-        elif isinstance(module, BriskBertGatedMLP):
-            normal(module.Wi, stds["in"])
-            normal(module.Wo, stds["out"])
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            if not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, (BriskBertPooler, BriskBertPredictionHead)):
-            normal(module.dense, stds["head"])
-        elif isinstance(
-            module,
-            (BriskBertForSequenceClassification, BriskBertForTokenClassification, BriskBertForMultipleChoice),
-        ):
-            normal(module.classifier, stds["head"])
-        elif isinstance(module, BriskBertForQuestionAnswering):
-            normal(module.qa_outputs, stds["head"])
-        elif isinstance(module, BriskBertForMaskedLM):
-            init.zeros_(module.decoder.bias)  # the weight is tied to the word embeddings
 
 
 class BriskBertModel(BriskBertPreTrainedModel):
