@@ -103,7 +103,8 @@ def _run_fresh_python(code: str, cwd) -> str:
     env["HF_MODULES_CACHE"] = str(Path(cwd) / "hf_modules_cache")
     script = _BLOCK_OUR_PACKAGES + "\n" + textwrap.dedent(code)
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=300,
     )
     if result.returncode != 0:
         pytest.fail(
