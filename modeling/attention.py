@@ -15,6 +15,7 @@ then called by each layer with the fused projection `qkv` [total, 3, heads, head
 - `flash_attention_2`: flash-attn's varlen kernel with its native `alibi_slopes` (CUDA, optional extra).
 """
 
+import functools
 import math
 
 import torch
@@ -121,8 +122,6 @@ class FlexAttention:
         return score - self.slopes[h] * (q_idx - kv_idx).abs()
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
-        from transformers.integrations.flex_attention import compile_friendly_flex_attention
-
         if qkv.device.type == "cpu" and qkv.requires_grad:
             raise NotImplementedError(
                 "flex_attention has no backward on CPU in torch: run it under torch.no_grad() for inference, "
@@ -134,11 +133,27 @@ class FlexAttention:
                 "attn_implementation='sdpa'."
             )
         q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # each [1, heads, total, head_dim]
-        # `training` only picks a compile mode on torch 2.6; a constant avoids recompiling on train/eval switches
-        out = compile_friendly_flex_attention(
-            q, k, v, score_mod=self.alibi, block_mask=self.block_mask, scale=scale, training=False
-        )
+        out = flex_kernel(qkv.device.type)(q, k, v, score_mod=self.alibi, block_mask=self.block_mask, scale=scale)
         return out[0].transpose(0, 1), None
+
+
+@functools.cache
+def _compiled_flex_attention(dynamic: bool | None):
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=dynamic)
+
+
+def flex_kernel(device_type: str):
+    """FlexAttention is a kernel generator: uncompiled it materialises every score, so the kernel (only the
+    kernel; compiling the model stays the launcher's choice) is compiled once per process. Inside an already
+    compiled model it is traced as is. torch 2.13's CPU template cannot build dynamic-shape kernels
+    ("cur_qSplitSize8 was not declared"), so on CPU each input shape gets its own static kernel."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if torch.compiler.is_compiling():
+        return flex_attention
+    return _compiled_flex_attention(False if device_type == "cpu" else None)
 
 
 class FlashAttention:

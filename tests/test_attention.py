@@ -159,20 +159,28 @@ def test_sdpa_matches_eager_forward_and_backward(mlm, mlm_batch, eager_reference
 
 
 def test_flex_attention_cpu_forward_matches_eager_and_refuses_backward(mlm, mlm_batch, eager_reference):
-    """Compiles flex (10-20 s on CPU): the only CPU test in the suite that runs the compiled kernel (and, as torch
-    2.13's CPU inductor cannot recompile flex for a second input shape, the only flex input shape on CPU)."""
+    """Compiles flex (~10 s per input shape on CPU): the only CPU test in the suite that runs the compiled kernel.
+    A second, different shape checks the per-shape static kernels (torch 2.13's CPU inductor cannot build the
+    dynamic-shape one a second shape would otherwise trigger)."""
     inputs = {k: mlm_batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    smaller = {k: v[:3, : int(v[:3].ne(0).sum(1).max())] for k, v in inputs.items() if k != "token_type_ids"}
     mlm.set_attn_implementation("flex_attention")
     try:
         with pytest.raises(NotImplementedError, match="sdpa"):
             mlm(**inputs)  # grad enabled: parameters require grad, so the attention input does too
         with torch.no_grad():
             out = mlm(**inputs, output_hidden_states=True)
+            second = mlm.model(**smaller).last_hidden_state
+        mlm.set_attn_implementation("sdpa")
+        with torch.no_grad():
+            second_ref = mlm.model(**smaller).last_hidden_state
     finally:
         mlm.set_attn_implementation("sdpa")
     ref_hidden, ref_logits = eager_reference[0], eager_reference[1]
     _assert_hidden_close(out.hidden_states, ref_hidden, "flex_attention")
     _assert_logits_close(out.logits, ref_logits, mlm)
+    real = smaller["attention_mask"].bool()
+    assert_close(second[real], second_ref[real], rtol=0, atol=ATOL)
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="flex_attention backward needs CUDA (torch has no CPU backward for flex)")
