@@ -8,8 +8,9 @@ then called by each layer with the fused projection `qkv` [total, 3, heads, head
 
 - `eager`: plain PyTorch math on sequences padded to the longest; the reference, and the only backend
   that can return attention probabilities (and the only one that builds batch x heads x seq x seq).
-- `sdpa`: `F.scaled_dot_product_attention`, one call per group of equal-length sequences, so no
-  padding is computed and each call gets a small [heads, L, L] ALiBi bias (the default; fast on CPU).
+- `sdpa`: `F.scaled_dot_product_attention`, one call per run of equal-length sequences (the batch
+  stores sequences sorted by length), so no padding is computed and each call gets a small
+  [heads, L, L] ALiBi bias (the default; fast on CPU).
 - `flex_attention`: torch FlexAttention on the packed tokens, ALiBi as a `score_mod` and the document
   boundaries as a block mask.
 - `flash_attention_2`: flash-attn's varlen kernel with its native `alibi_slopes` (CUDA, optional extra).
@@ -72,34 +73,25 @@ class EagerAttention:
 
 
 class SdpaAttention:
-    """One SDPA call per group of equal-length sequences: no padding, no batch x heads x seq x seq."""
+    """One SDPA call per run of equal-length sequences (the batch stores them sorted by length, so each length
+    is one run): no padding, no gather, no batch x heads x seq x seq."""
 
     def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
-        seqlens = batch.seqlens
-        lengths, counts = torch.unique(seqlens, sorted=True, return_counts=True)
-        self.groups = list(zip(counts.tolist(), lengths.tolist()))  # (sequences, length) per group
-        if len(self.groups) == 1:
-            self.order = self.restore = None  # tokens are already grouped
-        else:
-            # a stable sort of tokens by their sequence's length keeps each sequence contiguous
-            token_length = torch.repeat_interleave(seqlens, seqlens.long(), output_size=batch.num_tokens)
-            self.order = torch.sort(token_length, stable=True).indices
-            self.restore = torch.empty_like(self.order)
-            self.restore[self.order] = torch.arange(self.order.numel(), device=self.order.device)
-        self.biases = {length: alibi_bias(slopes, length) for _, length in self.groups}
+        lengths, counts = torch.unique_consecutive(batch.seqlens, return_counts=True)
+        self.runs = list(zip(counts.tolist(), lengths.tolist()))  # (sequences, length) per run
+        self.biases = {(length, torch.float32): alibi_bias(slopes, length) for _, length in self.runs}
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
         heads, head_dim = qkv.shape[2:]
-        if self.order is not None:
-            qkv = qkv.index_select(0, self.order)
         outputs = []
-        for (count, length), chunk in zip(self.groups, qkv.split([c * l for c, l in self.groups])):
-            q, k, v = chunk.view(count, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-            bias = self.biases[length].to(q.dtype)
+        for (count, length), chunk in zip(self.runs, qkv.split([c * l for c, l in self.runs])):
+            q, k, v = chunk.view(count, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)  # [count, heads, L, d]
+            bias = self.biases.get((length, q.dtype))
+            if bias is None:  # cast once per forward, not once per layer
+                bias = self.biases[length, q.dtype] = self.biases[length, torch.float32].to(q.dtype)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
             outputs.append(out.transpose(1, 2).reshape(count * length, heads, head_dim))
-        out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
-        return (out if self.restore is None else out.index_select(0, self.restore)), None
+        return (torch.cat(outputs) if len(outputs) > 1 else outputs[0]), None
 
 
 class FlexAttention:

@@ -125,19 +125,23 @@ class EncodedTokens:
     attentions: tuple[torch.Tensor, ...] | None  # eager only: [sequences, heads, L, L] per layer
 
     def first_tokens(self) -> torch.Tensor:
-        """[sequences, hidden]: each sequence's first ([CLS]) token."""
-        return self.hidden[self.batch.cu_seqlens[:-1].long()]
+        """[sequences, hidden]: each sequence's first ([CLS]) token, in the caller's order."""
+        return self.batch.restore_sequence_order(self.hidden[self.batch.cu_seqlens[:-1].long()])
 
     def mean_pool(self) -> torch.Tensor:
-        """[sequences, hidden]: each sequence's mean over its real tokens."""
+        """[sequences, hidden]: each sequence's mean over its real tokens, in the caller's order."""
         sums = self.hidden.new_zeros(self.batch.num_sequences, self.hidden.shape[-1])
         sums = sums.index_add(0, self.batch.sequence_index(), self.hidden)
-        return sums / self.batch.seqlens.unsqueeze(-1).to(sums.dtype)
+        return self.batch.restore_sequence_order(sums / self.batch.seqlens.unsqueeze(-1).to(sums.dtype))
 
     def padded_extras(self) -> dict:
-        """hidden_states re-padded to the caller's [batch, seq, hidden], and attentions, for an output class."""
+        """hidden_states re-padded to the caller's [batch, seq, hidden], and attentions in the caller's sequence
+        order, for an output class."""
         hidden_states = None if self.hidden_states is None else tuple(map(self.batch.pad, self.hidden_states))
-        return {"hidden_states": hidden_states, "attentions": self.attentions}
+        attentions = None
+        if self.attentions is not None:
+            attentions = tuple(map(self.batch.restore_sequence_order, self.attentions))
+        return {"hidden_states": hidden_states, "attentions": attentions}
 
 
 class BriskBertPreTrainedModel(PreTrainedModel):
@@ -205,7 +209,6 @@ class BriskBertModel(BriskBertPreTrainedModel):
         token_type_ids=None,
         sequence_ids=None,
         cu_seqlens=None,
-        max_seqlen=None,
         inputs_embeds=None,
         output_attentions=None,
         output_hidden_states=None,
@@ -226,7 +229,7 @@ class BriskBertModel(BriskBertPreTrainedModel):
         device = (input_ids if input_ids is not None else inputs_embeds).device
         if input_ids is not None:
             self._check_token_ids(input_ids)
-        batch = unpad_batch(ids_shape, device, attention_mask, sequence_ids, cu_seqlens, max_seqlen)
+        batch = unpad_batch(ids_shape, device, attention_mask, sequence_ids, cu_seqlens)
 
         hidden = self.embeddings(
             input_ids=None if input_ids is None else batch.unpad(input_ids),
@@ -265,7 +268,6 @@ class BriskBertModel(BriskBertPreTrainedModel):
         token_type_ids=None,
         sequence_ids=None,
         cu_seqlens=None,
-        max_seqlen=None,
         inputs_embeds=None,
         output_attentions=None,
         output_hidden_states=None,
@@ -273,7 +275,7 @@ class BriskBertModel(BriskBertPreTrainedModel):
         **kwargs,
     ):
         encoded = self.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
             output_attentions, output_hidden_states,
         )
         output = BaseModelOutputWithPooling(
@@ -340,7 +342,6 @@ class BriskBertForMaskedLM(BriskBertPreTrainedModel):
         token_type_ids=None,
         sequence_ids=None,
         cu_seqlens=None,
-        max_seqlen=None,
         inputs_embeds=None,
         labels=None,
         output_attentions=None,
@@ -353,7 +354,7 @@ class BriskBertForMaskedLM(BriskBertPreTrainedModel):
         `num_items_in_batch` (kwarg, as the transformers Trainer passes it) normalises the loss by the masked
         tokens of a whole accumulated batch instead of this micro-batch's."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
             output_attentions, output_hidden_states,
         )
         hidden = encoded.hidden
@@ -361,7 +362,9 @@ class BriskBertForMaskedLM(BriskBertPreTrainedModel):
         if labels is not None:
             labels = encoded.batch.unpad(labels)
         if sparse:
-            masked = labels != -100
+            # masked tokens in input (row-major) order, so logits rows line up with labels[labels != -100]
+            masked = (labels != -100).nonzero().flatten()
+            masked = masked[encoded.batch.input_positions()[masked].argsort()]
             hidden, labels = hidden[masked], labels[masked]
         logits = self.decoder(self.head(hidden))
         loss = None
@@ -389,7 +392,6 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
         token_type_ids=None,
         sequence_ids=None,
         cu_seqlens=None,
-        max_seqlen=None,
         inputs_embeds=None,
         labels=None,
         output_attentions=None,
@@ -400,7 +402,7 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
         """One prediction per sequence (per document when rows are packed). `config.problem_type` picks the
         loss: regression (MSE), single_label_classification (CE) or multi_label_classification (BCE)."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
             output_attentions, output_hidden_states,
         )
         pooled = encoded.first_tokens() if self.config.classifier_pooling == "cls" else encoded.mean_pool()
@@ -425,7 +427,6 @@ class BriskBertForTokenClassification(BriskBertPreTrainedModel):
         token_type_ids=None,
         sequence_ids=None,
         cu_seqlens=None,
-        max_seqlen=None,
         inputs_embeds=None,
         labels=None,
         output_attentions=None,
@@ -436,7 +437,7 @@ class BriskBertForTokenClassification(BriskBertPreTrainedModel):
         """`labels`: [batch, seq] class ids, -100 where no loss is wanted. Loss and logits are computed on
         real tokens only; `logits` comes back as [batch, seq, num_labels] with zeros at padding."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
             output_attentions, output_hidden_states,
         )
         logits = self.classifier(self.dropout(encoded.hidden))  # [total, num_labels]
@@ -461,7 +462,6 @@ class BriskBertForQuestionAnswering(BriskBertPreTrainedModel):
         token_type_ids=None,
         sequence_ids=None,
         cu_seqlens=None,
-        max_seqlen=None,
         inputs_embeds=None,
         start_positions=None,
         end_positions=None,
@@ -472,7 +472,7 @@ class BriskBertForQuestionAnswering(BriskBertPreTrainedModel):
     ):
         """Span start/end logits [batch, seq]; padding gets the dtype's lowest value so it is never chosen."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, max_seqlen, inputs_embeds,
+            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
             output_attentions, output_hidden_states,
         )
         logits = self.qa_outputs(encoded.hidden)  # [total, 2]

@@ -17,12 +17,18 @@ import torch.nn.functional as F
 
 @dataclass
 class UnpaddedBatch:
-    """Where the real tokens of a batch came from, and how they split into sequences."""
+    """The real tokens of a batch, stored sequence after sequence with the sequences sorted by length.
 
-    indices: torch.Tensor | None  # [total] positions of real tokens in the flattened input; None: all real
+    Sorting puts sequences of equal length next to each other, so the sdpa backend attends to each run
+    of them with one call and no gather; everything else is indifferent to the order. `pad` and
+    `restore_sequence_order` give results back in the caller's order.
+    """
+
+    indices: torch.Tensor | None  # [total] each stored token's position in the flattened input; None: same
     shape: tuple[int, int]  # the caller's (batch, seq)
-    cu_seqlens: torch.Tensor  # int32 [num_sequences + 1]
+    cu_seqlens: torch.Tensor  # int32 [num_sequences + 1], stored order
     max_seqlen: int
+    sequence_order: torch.Tensor | None = None  # [num_sequences] caller's index of each stored sequence
 
     @property
     def num_sequences(self) -> int:
@@ -37,12 +43,18 @@ class UnpaddedBatch:
         return self.cu_seqlens.diff()
 
     def sequence_index(self) -> torch.Tensor:
-        """[total] index of the sequence each real token belongs to."""
+        """[total] index (in stored order) of the sequence each stored token belongs to."""
         return torch.repeat_interleave(
             torch.arange(self.num_sequences, device=self.cu_seqlens.device),
             self.seqlens.long(),
             output_size=self.num_tokens,
         )
+
+    def input_positions(self) -> torch.Tensor:
+        """[total] each stored token's position in the flattened input."""
+        if self.indices is not None:
+            return self.indices
+        return torch.arange(self.num_tokens, device=self.cu_seqlens.device)
 
     def unpad(self, padded: torch.Tensor) -> torch.Tensor:
         """[batch, seq, ...] -> [total, ...]"""
@@ -57,6 +69,29 @@ class UnpaddedBatch:
             tokens = full.index_copy(0, self.indices, tokens)
         return tokens.reshape(batch, seq, *tokens.shape[1:])
 
+    def restore_sequence_order(self, per_sequence: torch.Tensor) -> torch.Tensor:
+        """[num_sequences, ...] in stored order -> the caller's order."""
+        if self.sequence_order is None:
+            return per_sequence
+        return torch.empty_like(per_sequence).index_copy(0, self.sequence_order, per_sequence)
+
+
+def _sorted_by_length(positions, cu_seqlens, shape) -> UnpaddedBatch:
+    """Store the sequences (real tokens at `positions`, split by `cu_seqlens`, caller's order) shortest first."""
+    lengths = cu_seqlens.diff()
+    max_seqlen = int(lengths.max())
+    if bool((lengths[1:] >= lengths[:-1]).all()):  # already sorted, e.g. one sequence or equal lengths
+        return UnpaddedBatch(positions, shape, cu_seqlens, max_seqlen)
+    order = torch.argsort(lengths, stable=True)
+    sorted_lengths = lengths[order]
+    sorted_cu_seqlens = F.pad(sorted_lengths.cumsum(0, dtype=torch.int32), (1, 0))
+    total = int(cu_seqlens[-1])
+    # stored token i of stored sequence j comes from caller token cu_seqlens[order[j]] + (i - sorted_cu_seqlens[j])
+    shift = torch.repeat_interleave(cu_seqlens[:-1][order] - sorted_cu_seqlens[:-1], sorted_lengths, output_size=total)
+    source = torch.arange(total, device=cu_seqlens.device) + shift
+    positions = source if positions is None else positions[source]
+    return UnpaddedBatch(positions, shape, sorted_cu_seqlens, max_seqlen, order)
+
 
 def unpad_batch(
     shape: tuple[int, ...],
@@ -64,11 +99,10 @@ def unpad_batch(
     attention_mask: torch.Tensor | None = None,
     sequence_ids: torch.Tensor | None = None,
     cu_seqlens: torch.Tensor | None = None,
-    max_seqlen: int | None = None,
 ) -> UnpaddedBatch:
     """Find the real tokens and sequence boundaries of an input of `shape` (ids without the hidden dim)."""
     if cu_seqlens is not None:
-        return _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens, max_seqlen)
+        return _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens)
     if len(shape) != 2:
         raise ValueError(
             f"input_ids must be [batch, seq] (got shape {tuple(shape)}); a flat packed input also needs "
@@ -99,7 +133,7 @@ def unpad_batch(
 
     if sequence_ids is None:
         cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
-        return UnpaddedBatch(indices, (batch, seq), cu_seqlens, int(lengths.max()))
+        return _sorted_by_length(indices, cu_seqlens, (batch, seq))
 
     if tuple(sequence_ids.shape) != (batch, seq):
         raise ValueError(
@@ -113,10 +147,10 @@ def unpad_batch(
     starts[1:] = (token_ids[1:] != token_ids[:-1]) | (rows[1:] != rows[:-1])
     total = torch.tensor([token_ids.numel()], device=device)
     cu_seqlens = torch.cat([starts.nonzero().flatten(), total]).to(torch.int32)
-    return UnpaddedBatch(indices, (batch, seq), cu_seqlens, int(cu_seqlens.diff().max()))
+    return _sorted_by_length(indices, cu_seqlens, (batch, seq))
 
 
-def _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens, max_seqlen) -> UnpaddedBatch:
+def _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens) -> UnpaddedBatch:
     if attention_mask is not None or sequence_ids is not None:
         raise ValueError(
             "cu_seqlens describes a flat packed input that has no padding: pass it without attention_mask "
@@ -136,5 +170,4 @@ def _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens, max_seqlen
             f"cu_seqlens must rise strictly from 0 to the number of tokens ({total}), e.g. [0, 5, 12] for "
             f"documents of 5 and 7 tokens; got {cu_seqlens.tolist()}."
         )
-    max_seqlen = int(seqlens.max()) if max_seqlen is None else int(max_seqlen)
-    return UnpaddedBatch(None, (1, total), cu_seqlens, max_seqlen)
+    return _sorted_by_length(None, cu_seqlens, (1, total))

@@ -1,39 +1,16 @@
 """Shared fixtures for the BriskBERT tests: the real tokenizer, real sentences, batching and a clean subprocess."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
+from briskbert.trainers.fresh_process import FreshProcessError, run_without_briskbert
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 TOKENIZER_DIR = DATA / "tokenizer"
-
-# Put first in a child's sys.meta_path: any import of our own packages fails, so whatever loads there came
-# from the saved folder through transformers' remote code (transformers_modules.*), not the editable install.
-_BLOCK_OUR_PACKAGES = textwrap.dedent(
-    """
-    import sys
-
-    class _BlockLocalBriskBert:
-        BLOCKED = {"briskbert", "modeling", "trainers"}
-
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in self.BLOCKED:
-                raise ImportError(f"blocked in this test: {name} must come from the saved folder")
-            return None
-
-    sys.meta_path.insert(0, _BlockLocalBriskBert())
-    for _name in list(sys.modules):
-        if _name.split(".")[0] in _BlockLocalBriskBert.BLOCKED:
-            del sys.modules[_name]
-    """
-)
 
 
 def read_jsonl(relative_path: str, limit: int | None = None) -> list[dict]:
@@ -96,23 +73,10 @@ def make_batch(tokenizer):
 
 
 def _run_fresh_python(code: str, cwd) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TRANSFORMERS_OFFLINE"] = "1"
-    # a private remote-code cache: nothing a previous run left there can stand in for the saved code
-    env["HF_MODULES_CACHE"] = str(Path(cwd) / "hf_modules_cache")
-    script = _BLOCK_OUR_PACKAGES + "\n" + textwrap.dedent(code)
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=300,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"fresh python exited with {result.returncode}\n--- stdout ---\n{result.stdout}\n"
-            f"--- stderr ---\n{result.stderr}",
-            pytrace=False,
-        )
-    return result.stdout
+    try:
+        return run_without_briskbert(code, Path(cwd), timeout=300)
+    except FreshProcessError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -166,7 +166,7 @@ def test_flat_packed_with_cu_seqlens_matches_alone(model, alone_outputs, token_l
     ref = alone_outputs(model.config._attn_implementation)
     with torch.no_grad():
         out = model(input_ids=flat, cu_seqlens=cu_seqlens)
-        out_1d = model(input_ids=flat[0], cu_seqlens=cu_seqlens, max_seqlen=int(lengths.max()))
+        out_1d = model(input_ids=flat[0], cu_seqlens=cu_seqlens)
     assert out.last_hidden_state.shape == (1, flat.shape[1], model.config.hidden_size)
     for doc in range(len(token_lists)):
         start, end = int(cu_seqlens[doc]), int(cu_seqlens[doc + 1])
@@ -229,6 +229,37 @@ def test_output_hidden_states_are_repadded(model, make_batch, sentences):
 
 
 # --------------------------------------------------------------------------------------------- bad inputs
+
+
+def test_sequences_are_stored_by_length_and_given_back_in_callers_order(tokenizer, token_lists):
+    """Sequences run sorted by length inside the model; everything per sequence must come back in input order."""
+    from briskbert import BriskBertForMaskedLM, BriskBertForSequenceClassification
+    from briskbert.modeling.unpadding import unpad_batch
+
+    ids, mask = _pad(token_lists[:6])
+    batch = unpad_batch(tuple(ids.shape), ids.device, mask)
+    assert batch.sequence_order is not None, "these rows differ in length and arrive unsorted"
+    assert (batch.seqlens[1:] >= batch.seqlens[:-1]).all()
+    assert torch.equal(batch.restore_sequence_order(batch.seqlens), mask.sum(1).int())
+
+    torch.manual_seed(0)
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), num_labels=3, hidden_dropout_prob=0.0)
+    classifier = BriskBertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        together = classifier(input_ids=ids, attention_mask=mask).logits
+        alone = torch.cat([classifier(input_ids=torch.tensor([row])).logits for row in token_lists[:6]])
+    _assert_close(together, alone, "classification logits per row")
+
+    mlm = BriskBertForMaskedLM(config).train()  # train mode: sparse logits; dropout is 0
+    labels = torch.where((torch.rand(ids.shape) < 0.3) & mask.bool(), ids, -100)
+    sparse = mlm(input_ids=ids, attention_mask=mask, labels=labels).logits
+    dense = mlm.eval()(input_ids=ids, attention_mask=mask).logits
+    _assert_close(sparse, dense[labels != -100], "sparse MLM logits rows follow labels[labels != -100]")
+
+    mlm.set_attn_implementation("eager")
+    attentions = mlm(input_ids=ids, attention_mask=mask, output_attentions=True).attentions[0]
+    real_keys = (attentions[:, 0, 0, :] > 0).sum(-1)  # first query of each sequence: weight on real keys only
+    assert torch.equal(real_keys, mask.sum(1)), "attention maps must be in the caller's row order"
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,11 @@ def parse_config(config_class: type[T], argv: list[str] | None = None) -> T:
     parser.add_argument("--config", type=Path, default=None, help="recipe YAML whose fields override the defaults")
     if known.config is not None:
         parser.set_defaults(**load_recipe(known.config, config_class))
-    # the extra --config argument comes back as a trailing namespace after the dataclass
-    config, *_ = parser.parse_args_into_dataclasses(rest, look_for_args_file=False)
+    try:
+        # the extra --config argument comes back as a trailing namespace after the dataclass
+        config, *_ = parser.parse_args_into_dataclasses(rest, look_for_args_file=False)
+    except ValueError as error:  # e.g. an unknown --flag
+        parser.error(str(error))
     return config
 
 

@@ -1,0 +1,67 @@
+"""The README's main job and the typed recipe parser it runs on."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from briskbert.trainers.config import parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
+    output_dir = tmp_path / "quickstart"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "quickstart.py"), "--preset", "tiny", "--output_dir", str(output_dir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "quickstart OK" in result.stdout
+    assert "loaded transformers_modules." in result.stdout
+    saved = output_dir / "briskbert-tiny"
+    for name in ("model.safetensors", "config.json", "modeling_briskbert.py", "tokenizer.json", "README.md"):
+        assert (saved / name).is_file(), name
+    card = (saved / "README.md").read_text()
+    assert "trust_remote_code=True" in card and "2 layers, hidden 64" in card
+
+
+@dataclass
+class Recipe:
+    preset: str = "mini"
+    steps: int = 10
+    learning_rate: float = 1e-3
+    compile: bool = False
+
+
+def test_recipe_yaml_then_command_line_overrides(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("preset: small\nsteps: 20\nlearning_rate: 1\n")
+    config = parse_config(Recipe, ["--config", str(recipe), "--steps", "30"])
+    assert config == Recipe(preset="small", steps=30, learning_rate=1.0, compile=False)
+    assert parse_config(Recipe, []) == Recipe()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("presett: small\n", r"unknown field\(s\) \['presett'\]"),
+        ("steps: many\n", "field 'steps' must be int"),
+        ("steps: true\n", "field 'steps' must be int"),
+        ("- preset\n", "must be a YAML mapping"),
+    ],
+)
+def test_bad_recipes_name_the_field(tmp_path, text, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text)
+    with pytest.raises(SystemExit, match=message):
+        parse_config(Recipe, ["--config", str(recipe)])
+
+
+def test_missing_recipe_and_unknown_flag(tmp_path):
+    with pytest.raises(SystemExit, match="does not exist"):
+        parse_config(Recipe, ["--config", str(tmp_path / "nope.yaml")])
+    with pytest.raises(SystemExit):  # argparse: unrecognized arguments
+        parse_config(Recipe, ["--stepz", "3"])
