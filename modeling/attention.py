@@ -79,7 +79,8 @@ class SdpaAttention:
     def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
         lengths, counts = torch.unique_consecutive(batch.seqlens, return_counts=True)
         self.runs = list(zip(counts.tolist(), lengths.tolist()))  # (sequences, length) per run
-        self.biases = {(length, torch.float32): alibi_bias(slopes, length) for _, length in self.runs}
+        # [1, heads, L, L]: a 4-D mask keeps SDPA on its fused CPU kernel; a 3-D one drops it to the math path
+        self.biases = {(length, torch.float32): alibi_bias(slopes, length)[None] for _, length in self.runs}
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
         heads, head_dim = qkv.shape[2:]
