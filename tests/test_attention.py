@@ -375,3 +375,15 @@ def test_gradient_checkpointing_gives_same_gradients(tokenizer, mlm_batch):
     assert grads_ckpt.keys() == grads_plain.keys() and len(grads_plain) > 10
     for name in grads_plain:
         assert_close(grads_ckpt[name], grads_plain[name], rtol=1e-6, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+def test_sdpa_backend_stays_on_the_fused_cpu_kernel(tokenizer, sentences):
+    """Not a timing test: checks which kernel runs. A 3-D ALiBi mask once sent CPU SDPA to its math path."""
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer))
+    model = BriskBertModel(config).eval()
+    batch = tokenizer(sentences[:6], padding=True, return_tensors="pt")
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        model(**batch)
+    kernels = {event.key for event in profile.key_averages()}
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in kernels, sorted(k for k in kernels if "attention" in k)
+    assert "aten::_scaled_dot_product_attention_math" not in kernels
