@@ -346,6 +346,30 @@ def test_bf16_autocast_keeps_layernorm_in_bf16_and_stays_close_to_fp32(tokenizer
     assert relative < 5e-2, f"bf16 vs fp32 relative error {relative:.3g}"
 
 
+def test_bf16_training_step_sdpa_matches_eager(tokenizer, make_batch, sentences):
+    """Under bf16 autocast with gradients, sdpa runs its attention in fp32 on CPU (faster backward there); the
+    output keeps the autocast dtype and loss and gradients agree with the eager reference."""
+    torch.manual_seed(0)
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), hidden_dropout_prob=0.0)
+    model = BriskBertForMaskedLM(config).train()
+    batch = make_batch(sentences[:8])
+    labels = torch.where((torch.rand(batch["input_ids"].shape) < 0.3) & batch["attention_mask"].bool(),
+                         batch["input_ids"], -100)
+    results = {}
+    for backend in ("eager", "sdpa"):
+        model.set_attn_implementation(backend)
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(**batch, labels=labels, output_hidden_states=True)
+        out.loss.backward()
+        results[backend] = (out.loss.detach(), out.hidden_states[-1].detach(), model.model.layers[0].attention.Wqkv.weight.grad.clone())
+    model.set_attn_implementation("sdpa")
+    (eager_loss, eager_hidden, eager_grad), (sdpa_loss, sdpa_hidden, sdpa_grad) = results["eager"], results["sdpa"]
+    assert sdpa_hidden.dtype == torch.bfloat16
+    assert_close(sdpa_loss, eager_loss, rtol=2e-2, atol=2e-2)
+    assert (sdpa_grad - eager_grad).norm() / eager_grad.norm() < 5e-2
+
+
 # ---------------------------------------------------------------------------- gradient checkpointing
 
 
