@@ -107,17 +107,26 @@ class SdpaAttention:
 class FlexAttention:
     """FlexAttention over all tokens at once: ALiBi `score_mod`, a document block mask skips cross-document blocks."""
 
+    # CPU kernels are compiled per shape (see `flex_kernel`) and torch stops compiling after 8 shapes, so on
+    # CPU the token count is rounded up to a multiple of this; the extra tokens form one masked-off document.
+    CPU_LENGTH_MULTIPLE = 128
+
     def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
         from torch.nn.attention.flex_attention import create_block_mask
 
+        self.total, self.slopes = batch.num_tokens, slopes
         document = batch.sequence_index()
-        self.slopes = slopes
+        padded_total = self.total
+        if document.device.type == "cpu":
+            padded_total = -(-self.total // self.CPU_LENGTH_MULTIPLE) * self.CPU_LENGTH_MULTIPLE
+            document = F.pad(document, (0, padded_total - self.total), value=batch.num_sequences)
 
         def same_document(b, h, q_idx, kv_idx):
             return document[q_idx] == document[kv_idx]
 
-        total = batch.num_tokens
-        self.block_mask = create_block_mask(same_document, None, None, total, total, device=document.device)
+        self.block_mask = create_block_mask(
+            same_document, None, None, padded_total, padded_total, device=document.device
+        )
 
     def alibi(self, score, b, h, q_idx, kv_idx):
         # q and kv share a document, so their distance inside it is their distance in the packed row
@@ -134,9 +143,12 @@ class FlexAttention:
                 "flex_attention has no attention dropout: set attention_probs_dropout_prob=0 or use "
                 "attn_implementation='sdpa'."
             )
-        q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # each [1, heads, total, head_dim]
+        padding = self.block_mask.shape[-1] - self.total
+        if padding:
+            qkv = F.pad(qkv, (0, 0, 0, 0, 0, 0, 0, padding))
+        q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # each [1, heads, padded total, head_dim]
         out = flex_kernel(qkv.device.type)(q, k, v, score_mod=self.alibi, block_mask=self.block_mask, scale=scale)
-        return out[0].transpose(0, 1), None
+        return out[0, :, : self.total].transpose(0, 1), None
 
 
 @functools.cache
@@ -150,7 +162,7 @@ def flex_kernel(device_type: str):
     """FlexAttention is a kernel generator: uncompiled it materialises every score, so the kernel (only the
     kernel; compiling the model stays the launcher's choice) is compiled once per process. Inside an already
     compiled model it is traced as is. torch 2.13's CPU template cannot build dynamic-shape kernels
-    ("cur_qSplitSize8 was not declared"), so on CPU each input shape gets its own static kernel."""
+    ("cur_qSplitSize8 was not declared"), so on CPU each (bucketed) input shape gets its own static kernel."""
     from torch.nn.attention.flex_attention import flex_attention
 
     if torch.compiler.is_compiling():

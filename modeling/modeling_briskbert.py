@@ -250,7 +250,10 @@ class BriskBertModel(BriskBertPreTrainedModel):
             if output_attentions:
                 attentions.append(probs)
         return EncodedTokens(
-            hidden, batch, hidden_states and tuple(hidden_states), attentions and tuple(attentions)
+            hidden,
+            batch,
+            tuple(hidden_states) if output_hidden_states else None,
+            tuple(attentions) if output_attentions else None,
         )
 
     def _check_token_ids(self, input_ids):

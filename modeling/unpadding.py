@@ -164,8 +164,14 @@ def _from_cu_seqlens(shape, attention_mask, sequence_ids, cu_seqlens) -> Unpadde
     if total == 0:
         raise ValueError("The batch is empty (no tokens): pass at least one token.")
     cu_seqlens = cu_seqlens.to(torch.int32)
-    seqlens = cu_seqlens.diff()
-    if cu_seqlens.ndim != 1 or cu_seqlens.numel() < 2 or int(cu_seqlens[0]) != 0 or int(cu_seqlens[-1]) != total or bool((seqlens <= 0).any()):
+    well_formed = (
+        cu_seqlens.ndim == 1
+        and cu_seqlens.numel() >= 2
+        and int(cu_seqlens[0]) == 0
+        and int(cu_seqlens[-1]) == total
+        and bool((cu_seqlens.diff() > 0).all())
+    )
+    if not well_formed:
         raise ValueError(
             f"cu_seqlens must rise strictly from 0 to the number of tokens ({total}), e.g. [0, 5, 12] for "
             f"documents of 5 and 7 tokens; got {cu_seqlens.tolist()}."
