@@ -55,7 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32, bf16")
     parser.add_argument("--modes", default="inference,train", help="comma list of inference, train")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-batches", type=int, default=4, help="distinct batches per repetition")
+    parser.add_argument("--num-batches", type=int, default=8, help="distinct batches per repetition")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timed repetitions (median reported)")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
