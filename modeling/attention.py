@@ -83,13 +83,12 @@ class SdpaAttention:
         self.biases = {(length, torch.float32): alibi_bias(slopes, length)[None] for _, length in self.runs}
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
-        heads, head_dim = qkv.shape[2:]
         if qkv.device.type == "cpu" and qkv.dtype == torch.bfloat16 and qkv.requires_grad:
             # torch's CPU flash-attention backward is ~4x slower in bf16 than in fp32 on GLUE-length runs
             # (measured, torch 2.13); attention is a small share of the FLOPs, so train it in fp32 here
             with torch.autocast("cpu", enabled=False):
-                return self._attend(qkv.float(), scale, dropout_p)[0].to(qkv.dtype), None
-        return self._attend(qkv, scale, dropout_p)
+                return self._attend(qkv.float(), scale, dropout_p).to(qkv.dtype), None
+        return self._attend(qkv, scale, dropout_p), None
 
     def _attend(self, qkv, scale, dropout_p):
         heads, head_dim = qkv.shape[2:]
@@ -101,7 +100,7 @@ class SdpaAttention:
                 bias = self.biases[length, q.dtype] = self.biases[length, torch.float32].to(q.dtype)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
             outputs.append(out.transpose(1, 2).reshape(count * length, heads, head_dim))
-        return (torch.cat(outputs) if len(outputs) > 1 else outputs[0]), None
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
 
 class FlexAttention:
