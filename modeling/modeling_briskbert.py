@@ -138,6 +138,10 @@ class EncodedTokens:
         sums = sums.index_add(0, self.batch.sequence_index(), self.hidden)
         return self.batch.restore_sequence_order(sums / self.batch.seqlens.unsqueeze(-1).to(sums.dtype))
 
+    def pool(self, how: str) -> torch.Tensor:
+        """[sequences, hidden] by `config.classifier_pooling`: "cls" (first token) or "mean"."""
+        return self.first_tokens() if how == "cls" else self.mean_pool()
+
     def padded_extras(self) -> dict:
         """hidden_states re-padded to the caller's [batch, seq, hidden], and attentions in the caller's sequence
         order, for an output class."""
@@ -412,7 +416,7 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
             output_attentions, output_hidden_states,
         )
-        pooled = encoded.first_tokens() if self.config.classifier_pooling == "cls" else encoded.mean_pool()
+        pooled = encoded.pool(self.config.classifier_pooling)
         logits = self.classifier(self.dropout(self.pooler(pooled)))
         loss = None if labels is None else self.loss_function(labels, logits, self.config, **kwargs)
         output = SequenceClassifierOutput(loss=loss, logits=logits, **encoded.padded_extras())
@@ -528,7 +532,7 @@ class BriskBertForMultipleChoice(BriskBertPreTrainedModel):
             flat(input_ids), flat(attention_mask), flat(token_type_ids), inputs_embeds=flat(inputs_embeds),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
-        pooled = encoded.first_tokens() if self.config.classifier_pooling == "cls" else encoded.mean_pool()
+        pooled = encoded.pool(self.config.classifier_pooling)
         logits = self.classifier(self.dropout(self.pooler(pooled))).view(-1, num_choices)
         loss = None if labels is None else F.cross_entropy(logits.float(), labels)
         output = MultipleChoiceModelOutput(loss=loss, logits=logits, **encoded.padded_extras())
