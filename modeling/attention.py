@@ -1,5 +1,8 @@
 """Symmetric ALiBi attention over unpadded tokens, one class per backend.
 
+`slopes` is None for a model without ALiBi (`position_embedding_type="absolute"`, converted BERT
+checkpoints): every backend then attends with no positional bias, on the same unpadded layout.
+
 Every backend is built once per forward from the batch's sequence boundaries (`UnpaddedBatch`), so
 the work that depends only on the layout (length groups, masks, ALiBi biases) is shared by all layers,
 then called by each layer with the fused projection `qkv` [total, 3, heads, head_dim] and returns
@@ -49,16 +52,17 @@ def alibi_bias(slopes: torch.Tensor, length: int) -> torch.Tensor:
 class EagerAttention:
     """softmax(q k^T / sqrt(d) + ALiBi) v on sequences padded to the longest: slow, obvious, exact."""
 
-    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor | None):
         self.num_sequences, self.length = batch.num_sequences, batch.max_seqlen
         sequence = batch.sequence_index()
-        position = torch.arange(batch.num_tokens, device=sequence.device) - batch.cu_seqlens[sequence].long()
-        self.grid_index = sequence * self.length + position  # each token's slot in [sequences * length]
+        self.grid_index = sequence * self.length + batch.positions_in_sequence()  # slot in [sequences * length]
         is_key = torch.zeros(self.num_sequences * self.length, dtype=torch.bool, device=sequence.device)
         is_key[self.grid_index] = True
         key_bias = torch.zeros(is_key.shape, device=sequence.device).masked_fill(~is_key, float("-inf"))
-        # [sequences, heads, length, length]
-        self.bias = alibi_bias(slopes, self.length)[None] + key_bias.view(self.num_sequences, 1, 1, self.length)
+        # [sequences, heads or 1, length, length]
+        self.bias = key_bias.view(self.num_sequences, 1, 1, self.length)
+        if slopes is not None:
+            self.bias = alibi_bias(slopes, self.length)[None] + self.bias
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
         heads, head_dim = qkv.shape[2:]
@@ -76,11 +80,14 @@ class SdpaAttention:
     """One SDPA call per run of equal-length sequences (the batch stores them sorted by length, so each length
     is one run): no padding, no gather, no batch x heads x seq x seq."""
 
-    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor | None):
         lengths, counts = torch.unique_consecutive(batch.seqlens, return_counts=True)
         self.runs = list(zip(counts.tolist(), lengths.tolist()))  # (sequences, length) per run
+        self.alibi = slopes is not None
         # [1, heads, L, L]: a 4-D mask keeps SDPA on its fused CPU kernel; a 3-D one drops it to the math path
-        self.biases = {(length, torch.float32): alibi_bias(slopes, length)[None] for _, length in self.runs}
+        self.biases = {}
+        if self.alibi:
+            self.biases = {(length, torch.float32): alibi_bias(slopes, length)[None] for _, length in self.runs}
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
         if qkv.device.type == "cpu" and qkv.dtype == torch.bfloat16 and qkv.requires_grad:
@@ -96,7 +103,7 @@ class SdpaAttention:
         for (count, length), chunk in zip(self.runs, qkv.split([c * l for c, l in self.runs])):
             q, k, v = chunk.view(count, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)  # [count, heads, L, d]
             bias = self.biases.get((length, q.dtype))
-            if bias is None:  # cast once per forward, not once per layer
+            if bias is None and self.alibi:  # cast once per forward, not once per layer
                 bias = self.biases[length, q.dtype] = self.biases[length, torch.float32].to(q.dtype)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
             outputs.append(out.transpose(1, 2).reshape(count * length, heads, head_dim))
@@ -110,7 +117,7 @@ class FlexAttention:
     # CPU the token count is rounded up to a multiple of this; the extra tokens form one masked-off document.
     CPU_LENGTH_MULTIPLE = 128
 
-    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor | None):
         from torch.nn.attention.flex_attention import create_block_mask
 
         self.total, self.slopes = batch.num_tokens, slopes
@@ -146,7 +153,8 @@ class FlexAttention:
         if padding:
             qkv = F.pad(qkv, (0, 0, 0, 0, 0, 0, 0, padding))
         q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # each [1, heads, padded total, head_dim]
-        out = flex_kernel(qkv.device.type)(q, k, v, score_mod=self.alibi, block_mask=self.block_mask, scale=scale)
+        score_mod = None if self.slopes is None else self.alibi
+        out = flex_kernel(qkv.device.type)(q, k, v, score_mod=score_mod, block_mask=self.block_mask, scale=scale)
         return out[0, :, : self.total].transpose(0, 1), None
 
 
@@ -170,9 +178,9 @@ def flex_kernel(device_type: str):
 
 
 class FlashAttention:
-    """flash-attn's varlen kernel (CUDA, fp16/bf16) with its built-in symmetric ALiBi."""
+    """flash-attn's varlen kernel (CUDA, fp16/bf16) with its built-in symmetric ALiBi (none when slopes is None)."""
 
-    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor):
+    def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor | None):
         try:
             from flash_attn import flash_attn_varlen_qkvpacked_func
         except ImportError as error:
@@ -200,9 +208,12 @@ ATTENTION_BACKENDS = {
 }
 
 
-def build_attention(implementation: str, batch: UnpaddedBatch, num_heads: int, device: torch.device):
+def build_attention(
+    implementation: str, batch: UnpaddedBatch, num_heads: int, device: torch.device, alibi: bool = True
+):
     if implementation not in ATTENTION_BACKENDS:
         raise ValueError(
             f"BriskBERT has no attention backend {implementation!r}; choose one of {sorted(ATTENTION_BACKENDS)}."
         )
-    return ATTENTION_BACKENDS[implementation](batch, alibi_slopes(num_heads).to(device))
+    slopes = alibi_slopes(num_heads).to(device) if alibi else None
+    return ATTENTION_BACKENDS[implementation](batch, slopes)

@@ -16,6 +16,9 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 CLASSIFIER_POOLINGS = ("cls", "mean")
+# The MosaicBERT recipe first; the alternatives exist so BERT checkpoints convert exactly (scripts/convert.py).
+POSITION_EMBEDDING_TYPES = ("alibi", "absolute")
+MLP_TYPES = ("glu", "mlp")
 
 # Written into every config.json so that a saved folder (or Hub repo) holding these code files loads with
 # any Auto class and trust_remote_code=True, whichever head was saved.
@@ -42,8 +45,14 @@ class BriskBertConfig(PreTrainedConfig):
         vocab_size: tokenizer vocabulary size; rounded up to a multiple of `pad_vocab_size_multiple`
             so the embedding and decoder matmuls hit aligned shapes (MosaicBERT, Portes et al. 2023).
         hidden_size, num_hidden_layers, num_attention_heads: encoder shape.
-        intermediate_size: width of the gated MLP (the fused input projection is twice this).
-        hidden_act: activation of the GLU gate (`gelu` gives GeGLU) and of the MLM head.
+        intermediate_size: width of the MLP (for `glu` the fused input projection is twice this).
+        hidden_act: activation of the MLP (the GLU gate: `gelu` gives GeGLU) and of the MLM head.
+        position_embedding_type: `alibi` (attention bias -slope * |i - j|, no position embeddings) or
+            `absolute` (BERT's learned position embeddings, positions restarting at 0 in every sequence,
+            also in every document of a packed row).
+        max_position_embeddings: number of learned positions (longest sequence) with `absolute`; unused by ALiBi.
+        mlp_type: `glu` (GeGLU, one fused input projection, MosaicBERT) or `mlp` (BERT's dense + activation +
+            dense).
         hidden_dropout_prob: dropout after the embeddings, attention output and MLP.
         attention_probs_dropout_prob: dropout on attention probabilities (0 in MosaicBERT, which keeps
             every fused kernel usable; the FlexAttention backend refuses a non-zero value in training).
@@ -69,6 +78,9 @@ class BriskBertConfig(PreTrainedConfig):
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.0
     type_vocab_size: int = 2
+    position_embedding_type: str = "alibi"
+    max_position_embeddings: int = 512
+    mlp_type: str = "glu"
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int | None = 0
@@ -91,6 +103,22 @@ class BriskBertConfig(PreTrainedConfig):
         if self.classifier_pooling not in CLASSIFIER_POOLINGS:
             raise ValueError(
                 f"classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
+            )
+        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"position_embedding_type must be one of {POSITION_EMBEDDING_TYPES}, got "
+                f"{self.position_embedding_type!r}: 'alibi' is the BriskBERT recipe, 'absolute' is BERT's learned "
+                f"position embeddings."
+            )
+        if self.mlp_type not in MLP_TYPES:
+            raise ValueError(
+                f"mlp_type must be one of {MLP_TYPES}, got {self.mlp_type!r}: 'glu' is the BriskBERT recipe "
+                f"(GeGLU), 'mlp' is BERT's feed-forward."
+            )
+        if self.position_embedding_type == "absolute" and self.max_position_embeddings < 1:
+            raise ValueError(
+                f"max_position_embeddings must be at least 1 with absolute positions, got "
+                f"{self.max_position_embeddings}: set it to the longest sequence the model reads (BERT: 512)."
             )
         super().__post_init__(**kwargs)
 

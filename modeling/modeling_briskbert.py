@@ -13,6 +13,9 @@ What it is made of, and why:
   picked by transformers' `attn_implementation`.
 - Vocabulary rounded up to a multiple of 64; MLM decoder tied to the embeddings and, in training,
   run only on masked positions.
+- Two config switches exist only so BERT checkpoints convert exactly (scripts/convert.py):
+  `position_embedding_type="absolute"` (learned positions, no ALiBi) and `mlp_type="mlp"` (BERT's
+  feed-forward). They run on the same unpadded path and attention backends.
 """
 
 from dataclasses import dataclass
@@ -55,16 +58,21 @@ class BriskBertEmbeddings(nn.Module):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.position_embeddings = None  # ALiBi: positions enter as attention biases
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None) -> torch.Tensor:
-        # all [total] -> [total, hidden]
+    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None, positions=None) -> torch.Tensor:
+        # all [total] -> [total, hidden]; `positions` (each token's place in its own sequence) only when absolute
         embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         if token_type_ids is None:
             embeddings = embeddings + self.token_type_embeddings.weight[0]
         else:
             embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        if self.position_embeddings is not None:
+            embeddings = embeddings + self.position_embeddings(positions)  # BERT's order of additions
         return self.dropout(self.norm(embeddings))
 
 
@@ -108,11 +116,26 @@ class BriskBertGatedMLP(nn.Module):
         return self.norm(hidden + self.dropout(self.Wo(self.act(gate) * value)))
 
 
+class BriskBertMLP(nn.Module):
+    """BERT's feed-forward (`mlp_type="mlp"`): dense + activation, dense, dropout, residual LayerNorm."""
+
+    def __init__(self, config: BriskBertConfig):
+        super().__init__()
+        self.Wi = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden):
+        return self.norm(hidden + self.dropout(self.Wo(self.act(self.Wi(hidden)))))
+
+
 class BriskBertLayer(GradientCheckpointingLayer):
     def __init__(self, config: BriskBertConfig):
         super().__init__()
         self.attention = BriskBertAttention(config)
-        self.mlp = BriskBertGatedMLP(config)
+        self.mlp = BriskBertGatedMLP(config) if config.mlp_type == "glu" else BriskBertMLP(config)
 
     def forward(self, hidden, attention, output_attentions=False):
         hidden, probs = self.attention(hidden, attention, output_attentions)
@@ -238,13 +261,21 @@ class BriskBertModel(BriskBertPreTrainedModel):
         if input_ids is not None:
             self._check_token_ids(input_ids)
         batch = unpad_batch(ids_shape, device, attention_mask, sequence_ids, cu_seqlens)
+        alibi = self.config.position_embedding_type == "alibi"
+        if not alibi and batch.max_seqlen > self.config.max_position_embeddings:
+            raise ValueError(
+                f"A sequence holds {batch.max_seqlen} tokens but this model has learned positions for only "
+                f"{self.config.max_position_embeddings} (max_position_embeddings): truncate the input "
+                f"(tokenizer(..., truncation=True, max_length={self.config.max_position_embeddings}))."
+            )
 
         hidden = self.embeddings(
             input_ids=None if input_ids is None else batch.unpad(input_ids),
             token_type_ids=None if token_type_ids is None else batch.unpad(token_type_ids),
             inputs_embeds=None if inputs_embeds is None else batch.unpad(inputs_embeds),
+            positions=None if alibi else batch.positions_in_sequence(),
         )  # [total, hidden]
-        attention = build_attention(implementation, batch, self.config.num_attention_heads, device)
+        attention = build_attention(implementation, batch, self.config.num_attention_heads, device, alibi)
         hidden_states = [hidden] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for layer in self.layers:

@@ -50,6 +50,12 @@ class UnpaddedBatch:
             output_size=self.num_tokens,
         )
 
+    def positions_in_sequence(self) -> torch.Tensor:
+        """[total] each stored token's position inside its own sequence: 0 at its first token, restarting in
+        every sequence and in every document of a packed row (what learned position embeddings index)."""
+        starts = self.cu_seqlens[:-1].long()[self.sequence_index()]
+        return torch.arange(self.num_tokens, device=self.cu_seqlens.device) - starts
+
     def input_positions(self) -> torch.Tensor:
         """[total] each stored token's position in the flattened input."""
         if self.indices is not None:
