@@ -1,0 +1,85 @@
+"""Raw text in, packed token rows out: a hub dataset id or local files (txt, json/jsonl, parquet, .gz too).
+
+Tokenizing and packing go through `datasets.map`, whose results are cached on disk by the fingerprint of
+the data and the function, so a second run (or the other processes of a multi-process launch, which wait for
+the main process) reuses them. `streaming=True` reads a hub dataset lazily instead, for corpora too big to
+download first.
+"""
+
+from functools import partial
+from pathlib import Path
+
+import datasets
+
+from .packing import pack_documents
+
+LOADERS = {".txt": "text", ".text": "text", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def resolve_files(source: str | list[str]) -> list[Path] | None:
+    """Local files named by `source` (files, folders or globs), or None when `source` is a hub dataset id."""
+    sources = [source] if isinstance(source, str) else list(source)
+    files: list[Path] = []
+    for item in sources:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and _loader(p, strict=False))
+        elif path.is_file():
+            files.append(path)
+        elif any(char in item for char in "*?["):
+            files += sorted(Path().glob(item))
+        elif isinstance(source, str) and "/" in item and not path.suffix:
+            return None  # "org/name": a hub dataset
+        else:
+            raise FileNotFoundError(f"Corpus file {item!r} does not exist (and is not a hub dataset id).")
+    if not files:
+        raise FileNotFoundError(f"No txt/json/jsonl/parquet files (or .gz of them) found in {sources}.")
+    return files
+
+
+def _loader(path: Path, strict: bool = True) -> str | None:
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    loader = LOADERS.get(suffixes[-1] if suffixes else "")
+    if loader is None and strict:
+        raise ValueError(f"Cannot read {path}: use .txt, .json, .jsonl or .parquet files (optionally .gz).")
+    return loader
+
+
+def load_corpus(
+    source: str | list[str], text_column: str = "text", hub_config: str | None = None, split: str = "train",
+    streaming: bool = False,
+) -> datasets.Dataset | datasets.IterableDataset:
+    files = resolve_files(source)
+    if files is None:
+        corpus = datasets.load_dataset(source, hub_config, split=split, streaming=streaming)
+    else:
+        loaders = {_loader(f) for f in files}
+        if len(loaders) > 1:
+            raise ValueError(f"Corpus files mix formats {sorted(loaders)}: give files of one format per run.")
+        data_files = [str(f) for f in files]
+        corpus = datasets.load_dataset(loaders.pop(), data_files=data_files, split="train", streaming=streaming)
+    columns = corpus.column_names or []
+    if text_column not in columns:
+        raise ValueError(
+            f"The corpus {source!r} has no column {text_column!r} (it has {columns}): set text_column to the "
+            f"column that holds the text."
+        )
+    return corpus.select_columns([text_column])
+
+
+def tokenize_and_pack(
+    corpus: datasets.Dataset | datasets.IterableDataset, tokenizer, max_seq_length: int, text_column: str = "text",
+    docs_per_pack: int = 1000,
+) -> datasets.Dataset | datasets.IterableDataset:
+    """Documents (one per row; blank rows skipped) -> rows of `input_ids` + `sequence_ids`, see packing.py,
+    and `row_id`, the row's index, which seeds its masks."""
+
+    def tokenize(batch):
+        texts = [text for text in batch[text_column] if text and text.strip()]
+        return {"input_ids": tokenizer(texts, add_special_tokens=False)["input_ids"]}
+
+    tokens = corpus.map(tokenize, batched=True, remove_columns=[text_column])
+    pack = partial(pack_documents, max_seq_length=max_seq_length, cls_id=tokenizer.cls_token_id,
+                   sep_id=tokenizer.sep_token_id)
+    packed = tokens.map(pack, batched=True, batch_size=docs_per_pack)
+    return packed.map(lambda batch, indices: {"row_id": indices}, with_indices=True, batched=True)

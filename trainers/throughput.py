@@ -1,0 +1,50 @@
+"""Honest speed numbers: useful FLOPs per step, and model FLOPs utilisation against a measured matmul peak.
+
+"Useful" counts only what the work needs, whatever the model actually computes: real tokens (no padding),
+attention inside each sequence or packed segment (not across the row), and the MLM decoder on masked
+tokens only. A padded model that computes more gets no credit for it, so MFU compares like with like.
+"""
+
+import time
+
+import torch
+
+
+def segment_lengths(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Lengths of every attention segment in a batch: packed segments when `sequence_ids` is given, else rows."""
+    real = batch["attention_mask"].bool()
+    if "sequence_ids" not in batch:
+        return real.sum(1)
+    rows, length = real.shape
+    # a segment is identified by (row, segment id); ids within a row are small non-negative integers
+    keys = torch.arange(rows)[:, None] * (length + 1) + batch["sequence_ids"]
+    counts = torch.bincount(keys[real])
+    return counts[counts > 0]
+
+
+def step_flops(hidden_size: int, intermediate_size: int, num_layers: int, vocab_size: int, glu: bool,
+               lengths: torch.Tensor, masked_tokens: int, train: bool = True) -> float:
+    """Useful FLOPs of a forward (and backward, x3, when `train`) over segments of `lengths` tokens."""
+    mlp = (6 if glu else 4) * hidden_size * intermediate_size
+    lengths = lengths.double()
+    tokens = lengths.sum().item()
+    attention_scores = 4 * hidden_size * (lengths**2).sum().item()  # q k^T and p v
+    forward = num_layers * (tokens * (8 * hidden_size * hidden_size + mlp) + attention_scores)
+    forward += masked_tokens * (2 * hidden_size * hidden_size + 2 * hidden_size * vocab_size)  # MLM head
+    return 3 * forward if train else forward
+
+
+def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of a square matmul on this device: the roof that MFU is measured against."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
