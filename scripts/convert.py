@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from briskbert.trainers.convert import SOURCES, convert
+from briskbert.trainers.convert import SOURCES, convert, resolve_source
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_against_source(source: Path, output: Path) -> float:
+def check_against_source(source: Path, output: Path) -> float:  # source: the folder convert() read
     """Max abs difference of the last hidden states of the transformers BERT and the converted model (fp32)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -71,7 +71,7 @@ def main(argv=None):
     if args.check:
         if args.source_kind != "bert":
             sys.exit("--check needs the source's own code, which transformers has only for --from bert.")
-        print(f"max abs difference of last_hidden_state on 32 SST-2 sentences: {check_against_source(Path(args.source), args.output):.2e}")
+        print(f"max abs difference of last_hidden_state on 32 SST-2 sentences: {check_against_source(resolve_source(args.source), args.output):.2e}")
 
 
 if __name__ == "__main__":
