@@ -54,7 +54,7 @@ class PretrainConfig:
     hidden_dropout_prob: float = 0.1
     init_from: str | None = None  # a BriskBERT checkpoint (folder or hub id) to continue pretraining
     # tokenizer
-    tokenizer: str | None = "data/tokenizer"  # None with init_from: the checkpoint's own tokenizer
+    tokenizer: str | None = None  # a folder or hub id; None with init_from: the checkpoint's own tokenizer
     extend_tokenizer_tokens: int = 0  # add this many of the corpus's most used unseen word pieces
     # data
     train_data: list[str] = field(default_factory=lambda: ["data/corpus/en"])  # files, folders or a hub id

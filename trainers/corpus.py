@@ -76,7 +76,8 @@ def tokenize_and_pack(
 
     def tokenize(batch):
         texts = [text for text in batch[text_column] if text and text.strip()]
-        return {"input_ids": tokenizer(texts, add_special_tokens=False)["input_ids"]}
+        # verbose=False: documents longer than the model are expected here; packing splits them
+        return {"input_ids": tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]}
 
     tokens = corpus.map(tokenize, batched=True, remove_columns=[text_column])
     pack = partial(pack_documents, max_seq_length=max_seq_length, cls_id=tokenizer.cls_token_id,

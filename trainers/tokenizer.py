@@ -143,7 +143,8 @@ def grow_embeddings(model, old_tokenizer: PreTrainedTokenizerBase, new_tokenizer
     old_vocab = old_tokenizer.get_vocab()
     new_tokens = sorted(((index, token) for token, index in new_tokenizer.get_vocab().items()
                          if token not in old_vocab and not token.startswith("[unused")))
-    model.resize_token_embeddings(len(new_tokenizer), pad_to_multiple_of=pad_to_multiple_of)
+    # rows the old vocabulary never used (its own padding to x64) are reused by new tokens first
+    model.resize_token_embeddings(len(new_tokenizer), pad_to_multiple_of=pad_to_multiple_of, mean_resizing=False)
     embeddings = model.get_input_embeddings().weight
     decoder = model.get_output_embeddings()
     bias = getattr(decoder, "bias", None) if decoder is not None else None
