@@ -42,6 +42,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
 
 from briskbert import BriskBertConfig, BriskBertForMaskedLM
+from briskbert.trainers.throughput import matmul_peak, segment_lengths, step_flops
 
 REPO = Path(__file__).resolve().parent.parent
 TASK_COLUMNS = {
@@ -235,38 +236,12 @@ class Runner:
 
 def useful_flops(config, batches, mode, glu: bool) -> float:
     """FLOPs the work needs: real tokens only, attention within each sequence, MLM head on masked tokens."""
-    hidden, ffn, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    mlp = 6 * hidden * ffn if glu else 4 * hidden * ffn
-    total = 0.0
-    for batch in batches:
-        lengths = batch["attention_mask"].sum(1).double()
-        tokens = lengths.sum().item()
-        attention_scores = 4 * hidden * (lengths**2).sum().item()  # q k^T and p v
-        forward = layers * (tokens * (8 * hidden * hidden + mlp) + attention_scores)
-        if mode == "train":
-            masked = (batch["labels"] != -100).sum().item()
-            forward += masked * (2 * hidden * hidden + 2 * hidden * config.vocab_size)
-            total += 3 * forward
-        else:
-            total += forward
-    return total
-
-
-def matmul_peak(device, dtype, size=2048, repeats=5) -> float:
-    """Best FLOP/s of a square matmul here: the roof that MFU is measured against."""
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    a = torch.randn(size, size, device=device, dtype=torch_dtype)
-    b = torch.randn(size, size, device=device, dtype=torch_dtype)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    train = mode == "train"
+    return sum(
+        step_flops(config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size, glu,
+                   segment_lengths(batch), int((batch["labels"] != -100).sum()) if train else 0, train)
+        for batch in batches
+    )
 
 
 # ---------------------------------------------------------------- memory
@@ -354,7 +329,7 @@ def main(argv=None):
     briskbert_config = runners[names[0]].model.config if names[0].startswith("briskbert") else None
     rows = []
     for dtype in dtypes:
-        peak = matmul_peak(args.device, dtype)
+        peak = matmul_peak(args.device, torch.bfloat16 if dtype == "bf16" else torch.float32)
         for mode in modes:
             active = [name for name in names if runs_in(name, mode, args.device)]
             for name in active:  # warm-up: allocator, kernels, FlexAttention compile

@@ -20,7 +20,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-import datasets
+from datasets.distributed import split_dataset_by_node
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -43,6 +43,7 @@ from briskbert.trainers.tokenizer import extend_tokenizer, grow_embeddings
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_TYPES = ("briskbert", "bert")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 
 @dataclass
@@ -80,7 +81,8 @@ class PretrainConfig:
     micro_batch_size: int = 32  # rows per process per forward
     gradient_accumulation_steps: int = 1
     max_steps: int = 1000
-    mixed_precision: str = "no"  # no | bf16 | fp16 (bf16 where the hardware supports it)
+    max_minutes: float = 0.0  # >0: also stop (and save) once training has run this long, for equal-time runs
+    mixed_precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp32) | no | bf16 | fp16
     seed: int = 17
     dataloader_workers: int = 0
     # checkpoints and logs
@@ -101,6 +103,8 @@ def check(config: PretrainConfig) -> None:
         problems.append(f"preset must be one of {sorted(PRESETS)}, got {config.preset!r}")
     if config.init_from is None and config.tokenizer is None:
         problems.append("a run from scratch needs a tokenizer (train one with scripts/train_tokenizer.py)")
+    if config.mixed_precision not in PRECISIONS:
+        problems.append(f"mixed_precision must be one of {PRECISIONS}, got {config.mixed_precision!r}")
     for name in ("mlm_probability", "eval_mlm_probability"):
         if not 0 < getattr(config, name) < 1:
             problems.append(f"{name} must be between 0 and 1, got {getattr(config, name)}")
@@ -190,8 +194,11 @@ def main(argv=None):
     output = Path(config.output_dir)
     # with no GPU, processes started by `accelerate launch --multi_gpu` (hub_configs/accelerate/cpu-2proc.yaml)
     # join a gloo process group on the CPU instead of each running alone
+    precision = config.mixed_precision
+    if precision == "auto":  # bf16 autocast pays on GPUs; on CPUs without bf16 matmul units it is slower
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     accelerator = Accelerator(cpu=torch.accelerator.current_accelerator() is None, log_with="tensorboard",
-                              mixed_precision=config.mixed_precision, project_dir=str(output))
+                              mixed_precision=precision, project_dir=str(output))
     set_seed(config.seed)
     torch.set_flush_denormal(True)  # on CPU, denormal values in small fresh weights slow fp32 math many-fold
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -206,7 +213,7 @@ def main(argv=None):
     collate = partial(collate_rows, pad_token_id=tokenizer.pad_token_id)
     if config.streaming:
         eval_rows = list(islice(rows, config.eval_rows))
-        train_rows = datasets.distributed.split_dataset_by_node(rows.skip(config.eval_rows), rank, world)
+        train_rows = split_dataset_by_node(rows.skip(config.eval_rows), rank, world)
         efficiency = None
     else:
         if len(rows) <= config.eval_rows:
@@ -265,16 +272,17 @@ def main(argv=None):
 
     unwrapped = accelerator.unwrap_model(model)
     peak = config.peak_tflops * 1e12 or matmul_peak(
-        accelerator.device.type, torch.bfloat16 if config.mixed_precision == "bf16" else torch.float32)
+        accelerator.device.type, torch.bfloat16 if precision == "bf16" else torch.float32)
     flops_of = partial(step_flops, unwrapped.config.hidden_size, unwrapped.config.intermediate_size,
-                       unwrapped.config.num_hidden_layers, unwrapped.config.vocab_size, config.model_type == "briskbert")
+                       unwrapped.config.num_hidden_layers, unwrapped.config.vocab_size,
+                       getattr(unwrapped.config, "mlp_type", "mlp") == "glu")
 
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
 
     def evaluate() -> float:
         model.eval()
-        total, count = torch.zeros(2), torch.zeros(2)
+        total = torch.zeros(2)  # summed loss, masked tokens
         with torch.no_grad():
             for index, batch in enumerate(eval_batches):
                 ids, labels = masking(batch["input_ids"], batch["attention_mask"], config.eval_mlm_probability,
@@ -330,8 +338,12 @@ def main(argv=None):
         state["step"] += 1
         state["train_seconds"] += time.perf_counter() - step_start
         progress.update(1)
+        # every process must agree to stop: a SIGTERM, or the time budget (the slowest process's clock)
+        flags = torch.tensor([float(bool(stop_requested)), state["train_seconds"]], device=accelerator.device)
+        terminated, slowest = accelerator.reduce(flags, "max").tolist() if world > 1 else flags.tolist()
+        last_step = state["step"] == config.max_steps or 0 < config.max_minutes * 60 <= slowest
 
-        if state["step"] % config.log_every == 0 or state["step"] == config.max_steps:
+        if state["step"] % config.log_every == 0 or last_step:
             totals = accelerator.reduce(torch.tensor([window["loss"], window["masked"], window["tokens"],
                                                       window["flops"]], dtype=torch.float64,
                                                      device=accelerator.device), "sum").tolist()
@@ -341,19 +353,19 @@ def main(argv=None):
                       "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
                       "tokens_per_s": totals[2] / seconds, "mfu": totals[3] / seconds / (peak * world),
                       "tokens_seen": state["tokens_seen"], "train_seconds": round(state["train_seconds"], 2)}
-            if state["step"] % config.eval_every == 0 or state["step"] == config.max_steps:
+            if state["step"] % config.eval_every == 0 or last_step:
                 record["eval_loss"] = last_eval = evaluate()
             metrics.log(record, progress.write)
             window = {"loss": 0.0, "masked": 0, "tokens": 0, "flops": 0.0, "start": time.perf_counter()}
 
-        stop = accelerator.reduce(torch.tensor(float(bool(stop_requested)), device=accelerator.device), "sum") > 0 \
-            if world > 1 else bool(stop_requested)
-        if state["step"] % config.save_every == 0 or stop:
+        if state["step"] % config.save_every == 0 or terminated or last_step:
             checkpoint()
-        if stop:
+        if terminated:
             accelerator.print(f"SIGTERM: saved a checkpoint at step {state['step']}; rerun with --resume to go on.")
             accelerator.end_training()
             sys.exit(143)
+        if last_step:
+            break
     progress.close()
 
     # ---- final export: weights + code + tokenizer, and the run's summary
@@ -367,7 +379,7 @@ def main(argv=None):
             "train_seconds": round(state["train_seconds"], 2), "final_eval_loss": last_eval,
             "tokens_per_s": state["tokens_seen"] / max(state["train_seconds"], 1e-9),
             "packing_efficiency": efficiency, "num_processes": world, "device": accelerator.device.type,
-            "mixed_precision": config.mixed_precision, "max_seq_length": config.max_seq_length,
+            "mixed_precision": precision, "max_seq_length": config.max_seq_length,
             "mlm_probability": config.mlm_probability,
         }
         (output / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,12 +1,14 @@
-"""Quickstart: build a BriskBERT, run it on real sentences, save it with its code, and reload it in a
-fresh interpreter that has never imported BriskBERT, through `AutoModel.from_pretrained(...,
+"""Quickstart, the README's main job end to end on the repo's own data: pretrain a tiny BriskBERT on real
+text with the pretraining launcher, run it on real sentences, and reload the saved folder in a fresh
+interpreter that has never imported BriskBERT, through `AutoModel.from_pretrained(...,
 trust_remote_code=True)` alone.
 
     python scripts/quickstart.py                                  # hub_configs/quickstart.yaml
-    python scripts/quickstart.py --config hub_configs/quickstart.yaml --preset small
+    python scripts/quickstart.py --pretrain_steps 200             # any QuickstartConfig field
 """
 
 import json
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -14,9 +16,9 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from transformers import AutoTokenizer
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from briskbert import BriskBertConfig, BriskBertModel
+import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes)
 from briskbert.trainers.config import parse_config
 from briskbert.trainers.fresh_process import run_without_briskbert
 
@@ -25,12 +27,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class QuickstartConfig:
-    preset: str = "mini"
-    tokenizer: str = "data/tokenizer"
+    pretrain_recipe: str = "hub_configs/tiny-cpu.yaml"
+    pretrain_steps: int = 60
     sentences: str = "data/glue/sst2/validation.jsonl"
     num_sentences: int = 16
     output_dir: str = "outputs/quickstart"
-    seed: int = 0
 
 
 RELOAD = """
@@ -59,34 +60,38 @@ def main(argv=None):
     if not any(a == "--config" or a.startswith("--config=") for a in argv):
         argv = ["--config", str(REPO / "hub_configs" / "quickstart.yaml"), *argv]
     config = parse_config(QuickstartConfig, argv)
-    torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(REPO / config.tokenizer)
+    output = Path(config.output_dir).resolve()
+
+    # 1. pretrain, as a user would launch it (one process; `accelerate launch` gives the same for more)
+    print(f"== pretraining with {config.pretrain_recipe} for {config.pretrain_steps} steps")
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "pretrain.py"), "--config",
+                          str(REPO / config.pretrain_recipe), "--output-dir", str(output / "pretrain"),
+                          "--max-steps", str(config.pretrain_steps)], cwd=REPO, stdin=subprocess.DEVNULL)
+    if run.returncode != 0:
+        raise SystemExit(f"pretraining failed (exit {run.returncode}); its output is above.")
+    summary = json.loads((output / "pretrain" / "summary.json").read_text())
+    folder = output / "pretrain" / "final"
+    print(f"pretrained {summary['parameters'] / 1e6:.1f}M parameters on {summary['tokens_seen']:,} real tokens in "
+          f"{summary['train_seconds']:.0f} s ({summary['tokens_per_s']:,.0f} tokens/s, packing efficiency "
+          f"{summary['packing_efficiency']:.1%}); final eval MLM loss {summary['final_eval_loss']:.3f}")
+
+    # 2. use it: real sentences in one padded batch; the encoder runs on the real tokens only
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForMaskedLM.from_pretrained(folder).eval()
     sentences = read_sentences(REPO / config.sentences, config.num_sentences)
-
-    model_config = BriskBertConfig.from_preset(config.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    model = BriskBertModel(model_config).eval()
-    print(
-        f"BriskBERT-{config.preset}: {model_config.num_hidden_layers} layers x {model_config.hidden_size} hidden, "
-        f"{model.num_parameters() / 1e6:.1f}M parameters, vocabulary {len(tokenizer)} -> {model_config.vocab_size} "
-        f"(multiple of 64), attention {model.config._attn_implementation}"
-    )
-
     batch = tokenizer(sentences, padding=True, return_tensors="pt")
     real, slots = int(batch["attention_mask"].sum()), batch["attention_mask"].numel()
     with torch.no_grad():
-        out = model(**batch)
-    print(
-        f"{len(sentences)} real SST-2 sentences: {real} real tokens in {slots} padded slots; the encoder ran on "
-        f"the {real} only ({1 - real / slots:.0%} of the padded work skipped)"
-    )
-    print(f"last_hidden_state {tuple(out.last_hidden_state.shape)}, sentence embeddings {tuple(out.pooler_output.shape)}")
+        encoder = model.model(**batch)
+        probe = tokenizer(["the people of the united [MASK] of america ."], return_tensors="pt")
+        masked = probe["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+        guesses = model(**probe).logits[0, masked].topk(5).indices
+    print(f"{len(sentences)} real SST-2 sentences: {real} real tokens in {slots} padded slots; the encoder ran on the "
+          f"{real} only ({1 - real / slots:.0%} of the padded work skipped)")
+    print(f"'the people of the united [MASK] of america .' -> {tokenizer.convert_ids_to_tokens(guesses)}")
+    write_card(model, folder, summary)
 
-    folder = REPO / config.output_dir / f"briskbert-{config.preset}"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    write_card(model, folder)
-    print(f"saved to {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
-
+    # 3. reload the saved folder where briskbert cannot be imported: the weights' own code must suffice
     with tempfile.TemporaryDirectory() as scratch:
         inputs, outputs = Path(scratch) / "inputs.pt", Path(scratch) / "outputs.pt"
         torch.save(dict(batch), inputs)
@@ -94,22 +99,22 @@ def main(argv=None):
             RELOAD.format(args=f"{str(folder)!r}, {str(inputs)!r}, {str(outputs)!r}"), cwd=Path(scratch)
         ).strip()
         reloaded = torch.load(outputs)
-    difference = max(
-        (reloaded[key] - getattr(out, key)).abs().max().item() for key in ("last_hidden_state", "pooler_output")
-    )
+    difference = (reloaded["last_hidden_state"] - encoder.last_hidden_state).abs().max().item()
     print(f"fresh interpreter without briskbert loaded {loaded_class}; max abs difference {difference:.1e}")
     if difference > 1e-5:
         raise SystemExit("The reloaded model disagrees with the saved one: the saved code or weights are wrong.")
+    print(f"saved to {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
     print("quickstart OK")
 
 
-def write_card(model, folder: Path):
+def write_card(model, folder: Path, summary: dict):
     config = model.config
-    card_data = ModelCardData(library_name="transformers", license="apache-2.0", tags=["briskbert", "fill-mask"])
+    card_data = ModelCardData(library_name="transformers", license="apache-2.0", tags=["briskbert", "fill-mask"],
+                              pipeline_tag="fill-mask")
     card = ModelCard.from_template(
         card_data,
         template_path=str(REPO / "model_cards" / "briskbert.md"),
-        model_name=folder.name,
+        model_name=folder.parent.name,
         repo_id=str(folder),
         num_hidden_layers=config.num_hidden_layers,
         hidden_size=config.hidden_size,
@@ -117,7 +122,9 @@ def write_card(model, folder: Path):
         intermediate_size=config.intermediate_size,
         vocab_size=config.vocab_size,
         num_parameters=f"{model.num_parameters() / 1e6:.1f}M",
-        training_state="randomly initialised (quickstart); not pretrained",
+        training_state=(f"quickstart pretraining: {summary['steps']} steps, {summary['tokens_seen']:,} tokens of the "
+                        f"repo's sample corpus; final eval MLM loss {summary['final_eval_loss']:.3f} (a demo, not a "
+                        f"useful model)"),
     )
     card.save(folder / "README.md")
 

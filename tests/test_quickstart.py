@@ -1,5 +1,6 @@
 """The README's main job and the typed recipe parser it runs on."""
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,17 +16,19 @@ REPO = Path(__file__).resolve().parents[1]
 def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
     output_dir = tmp_path / "quickstart"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "quickstart.py"), "--preset", "tiny", "--output_dir", str(output_dir)],
+        [sys.executable, str(REPO / "scripts" / "quickstart.py"), "--pretrain_steps", "12", "--output_dir", str(output_dir)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "quickstart OK" in result.stdout
     assert "loaded transformers_modules." in result.stdout
-    saved = output_dir / "briskbert-tiny"
+    assert "pretrained 2.1M parameters" in result.stdout and "-> [" in result.stdout
+    saved = output_dir / "pretrain" / "final"
     for name in ("model.safetensors", "config.json", "modeling_briskbert.py", "tokenizer.json", "README.md"):
         assert (saved / name).is_file(), name
+    assert json.loads((output_dir / "pretrain" / "summary.json").read_text())["steps"] == 12
     card = (saved / "README.md").read_text()
-    assert "trust_remote_code=True" in card and "2 layers, hidden 64" in card
+    assert "trust_remote_code=True" in card and "2 layers, hidden 64" in card and "12 steps" in card
 
 
 @dataclass

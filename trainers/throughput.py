@@ -17,7 +17,7 @@ def segment_lengths(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return real.sum(1)
     rows, length = real.shape
     # a segment is identified by (row, segment id); ids within a row are small non-negative integers
-    keys = torch.arange(rows)[:, None] * (length + 1) + batch["sequence_ids"]
+    keys = torch.arange(rows, device=real.device)[:, None] * (length + 1) + batch["sequence_ids"]
     counts = torch.bincount(keys[real])
     return counts[counts > 0]
 

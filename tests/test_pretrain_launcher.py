@@ -1,0 +1,187 @@
+"""scripts/pretrain.py end to end, in fresh processes as a user runs it: a tiny run writes checkpoints, a
+loadable final model, metrics and a summary; gradient accumulation and two processes reproduce the large
+single-process batch; kill -9 or SIGTERM, then --resume, reproduce the uninterrupted loss curve; bad
+configs fail with messages that name the fix."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = str(REPO / "scripts" / "pretrain.py")
+RECIPE = str(REPO / "hub_configs" / "tiny-cpu.yaml")
+# small and deterministic: no dropout, a fixed MFU roof instead of a matmul measurement
+FAST = ["--max-seq-length", "64", "--eval-rows", "16", "--log-every", "1", "--eval-every", "4",
+        "--hidden-dropout-prob", "0", "--peak-tflops", "1"]
+
+
+def pretrain_command(output_dir: Path, *args: str, processes: int = 1) -> list[str]:
+    launcher = [sys.executable, SCRIPT] if processes == 1 else [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), SCRIPT]
+    return [*launcher, "--config", RECIPE, "--output-dir", str(output_dir), *FAST, *args]
+
+
+def environment() -> dict:
+    # one thread per process, so every run (1 or 2 processes) does the same arithmetic in the same order
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def pretrain(output_dir: Path, *args: str, processes: int = 1, expect_rc: int = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run(pretrain_command(output_dir, *args, processes=processes), cwd=REPO, env=environment(),
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != expect_rc:
+        pytest.fail(f"pretrain.py exited {result.returncode} (expected {expect_rc})\n{result.stdout[-3000:]}\n"
+                    f"{result.stderr[-5000:]}", pytrace=False)
+    return result
+
+
+def metrics(output_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(output_dir: Path) -> list[float]:
+    return [record["loss"] for record in metrics(output_dir)]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    """Three steps of 16 rows in one process: the large batch the other layouts must reproduce."""
+    output = tmp_path_factory.mktemp("reference")
+    pretrain(output, "--max-steps", "3", "--micro-batch-size", "16", "--save-every", "100")
+    return output
+
+
+def test_tiny_run_writes_checkpoints_final_model_metrics_and_summary(tmp_path, run_fresh_python):
+    output = tmp_path / "run"
+    pretrain(output, "--max-steps", "8", "--micro-batch-size", "8", "--save-every", "3", "--keep-checkpoints", "2")
+    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["step_00000006", "step_00000008"]
+    records = metrics(output)
+    assert [r["step"] for r in records] == list(range(1, 9))
+    assert {"step", "loss", "lr", "tokens_per_s", "mfu", "grad_norm"} <= set(records[0])
+    assert [r["step"] for r in records if "eval_loss" in r] == [4, 8]
+    assert records[-1]["loss"] < records[0]["loss"]
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["tokens_seen"] == records[-1]["tokens_seen"]
+    assert 0.9 < summary["packing_efficiency"] <= 1.0
+    assert list((output / "pretrain").glob("events.out.tfevents.*")), "TensorBoard events were not written"
+
+    final = output / "final"
+    assert {"model.safetensors", "config.json", "modeling_briskbert.py", "tokenizer.json"} <= {p.name for p in final.iterdir()}
+    assert not list(final.glob("*.bin")), "weights must be safetensors only"
+    stdout = run_fresh_python(f"""
+        import torch
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained({str(final)!r}, trust_remote_code=True)
+        model = AutoModelForMaskedLM.from_pretrained({str(final)!r}, trust_remote_code=True).eval()
+        batch = tokenizer(["We the people of the [MASK] States."], return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**batch).logits
+        print(type(model).__name__, tuple(logits.shape), bool(torch.isfinite(logits).all()))
+    """, tmp_path)
+    assert stdout.split()[0] == "BriskBertForMaskedLM" and stdout.strip().endswith("True")
+
+
+def test_gradient_accumulation_equals_the_large_batch(tmp_path, reference_run):
+    """Loss normalised by the masked tokens of the whole accumulated batch: 2 x 8 rows == 1 x 16 rows."""
+    output = tmp_path / "accumulated"
+    pretrain(output, "--max-steps", "3", "--micro-batch-size", "8", "--gradient-accumulation-steps", "2",
+             "--save-every", "100")
+    assert losses(output) == pytest.approx(losses(reference_run), rel=1e-5)
+    accumulated = load_file(output / "final" / "model.safetensors")
+    large = load_file(reference_run / "final" / "model.safetensors")
+    for name, tensor in large.items():
+        torch.testing.assert_close(accumulated[name], tensor, atol=1e-5, rtol=1e-4)
+
+
+def test_two_cpu_processes_equal_one_process(tmp_path, reference_run):
+    """accelerate launch with 2 processes x 8 rows: each row read by exactly one process, DDP gradients averaged
+    with the global masked-token count, so the curve is the single-process 16-row curve."""
+    output = tmp_path / "ddp"
+    result = pretrain(output, "--max-steps", "3", "--micro-batch-size", "8", "--save-every", "100", processes=2)
+    assert json.loads((output / "summary.json").read_text())["num_processes"] == 2, result.stdout[-2000:]
+    assert losses(output) == pytest.approx(losses(reference_run), rel=1e-4)
+    assert [r["eval_loss"] for r in metrics(output) if "eval_loss" in r] == pytest.approx(
+        [r["eval_loss"] for r in metrics(reference_run) if "eval_loss" in r], rel=1e-4)
+
+
+@pytest.mark.parametrize("stop_signal, data", [
+    (signal.SIGKILL, []), (signal.SIGTERM, []), (signal.SIGTERM, ["--streaming"]),
+], ids=["kill-9", "sigterm", "sigterm-streaming"])
+def test_interrupted_run_resumes_onto_the_same_curve(tmp_path, stop_signal, data):
+    args = ["--max-steps", "40", "--micro-batch-size", "4", "--save-every", "10", "--eval-every", "10", *data]
+    reference = tmp_path / "uninterrupted"
+    pretrain(reference, *args)
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(pretrain_command(interrupted, *args), cwd=REPO, env=environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first_checkpoint = interrupted / "checkpoints" / "step_00000010"
+    deadline = time.time() + 300
+    while not first_checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(stop_signal)
+    _, stderr = process.communicate(timeout=120)
+    assert not (interrupted / "final").exists(), "the run finished before it could be interrupted"
+    if stop_signal == signal.SIGTERM:
+        assert process.returncode == 143, stderr[-3000:]
+    else:
+        assert process.returncode == -signal.SIGKILL
+    saved = sorted(p.name for p in (interrupted / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert saved and saved[-1] >= "step_00000010"
+
+    pretrain(interrupted, *args, "--resume")
+    assert [r["step"] for r in metrics(interrupted)] == list(range(1, 41))
+    assert losses(interrupted) == pytest.approx(losses(reference), rel=1e-6)
+    assert [r.get("eval_loss") for r in metrics(interrupted)] == pytest.approx(
+        [r.get("eval_loss") for r in metrics(reference)], rel=1e-6)
+
+
+def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, reference_run):
+    output = tmp_path / "continued"
+    pretrain(output, "--init-from", str(reference_run / "final"), "--tokenizer", str(reference_run / "final"),
+             "--extend-tokenizer-tokens", "24", "--max-steps", "2", "--micro-batch-size", "4")
+    config = json.loads((output / "final" / "config.json").read_text())
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(output / "final")
+    assert len(tokenizer) > 30522 and config["vocab_size"] % 64 == 0 and config["vocab_size"] >= len(tokenizer)
+
+
+@pytest.mark.parametrize("recipe, argv, message", [
+    ("max_step: 10\n", [], "unknown field.*'max_step'"),
+    ("max_steps: ten\n", [], "'max_steps' must be int"),
+    ("", ["--model-type", "roberta"], "model_type must be one of"),
+    ("", ["--mlm-probability", "1.5"], "mlm_probability must be between 0 and 1"),
+    ("", ["--max_steps", "ten"], "invalid int value"),
+])
+def test_bad_configs_fail_with_a_message_naming_the_field(tmp_path, capsys, recipe, argv, message):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pretrain_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(recipe or "preset: tiny\n")
+    with pytest.raises(SystemExit) as error:
+        module.main(["--config", str(path), "--tokenizer", "data/tokenizer", *argv])
+    import re
+
+    assert re.search(message, f"{error.value}\n{capsys.readouterr().err}"), (error.value, message)
+
+
+def test_resume_without_a_checkpoint_and_a_corpus_without_the_column(tmp_path):
+    result = pretrain(tmp_path / "empty", "--resume", "--max-steps", "2", expect_rc=1)
+    assert "no complete checkpoint" in result.stderr and "start without --resume" in result.stderr
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"body": "A document."}\n' * 50)
+    result = pretrain(tmp_path / "bad", "--train-data", str(corpus), "--max-steps", "2", expect_rc=1)
+    assert "no column 'text'" in result.stderr and "text_column" in result.stderr
