@@ -370,8 +370,9 @@ def main(argv=None):
 
     # ---- final export: weights + code + tokenizer, and the run's summary
     final = output / "final"
+    weights = accelerator.get_state_dict(model)  # on every process: FSDP gathers the shards here
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(final)
+        unwrapped.save_pretrained(final, state_dict=weights)
         tokenizer.save_pretrained(final)
         summary = {
             "model_type": config.model_type, "preset": config.preset, "init_from": config.init_from,

@@ -174,6 +174,18 @@ def test_corpus_loading_from_files_and_errors(tmp_path, tokenizer, data_dir):
     lengths = [len(tokenizer(t)["input_ids"]) for t in ["One doc.", "Another one."]]
     assert list(rows["sequence_ids"]) == [[0] * max(lengths) + [1] * min(lengths)]  # longest first (FFD)
     assert rows["row_id"] == list(range(len(rows)))
+    # the same documents as gzip-compressed text and as parquet
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with gzip.open(tmp_path / "docs.txt.gz", "wt") as handle:
+        handle.write("One doc.\n\nAnother one.\n")
+    pq.write_table(pa.table({"text": ["One doc.", "Another one."]}), tmp_path / "docs.parquet")
+    for name in ("docs.txt.gz", "docs.parquet"):
+        again = tokenize_and_pack(load_corpus(str(tmp_path / name)), tokenizer, 32)
+        assert again["input_ids"] == rows["input_ids"], name
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_files([str(tmp_path / "missing.txt")])
     assert resolve_files("allenai/c4") is None  # a hub id goes to datasets.load_dataset
