@@ -18,7 +18,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from briskbert.trainers.corpus import load_corpus
-from briskbert.trainers.tokenizer import UNICODE_NORMALIZATIONS, extend_tokenizer, train_wordpiece
+from briskbert.trainers.tokenizer import ARABIC_NORMALIZERS, UNICODE_NORMALIZATIONS, extend_tokenizer, train_wordpiece
 
 
 def parse_args(argv=None):
@@ -35,6 +35,10 @@ def parse_args(argv=None):
     accents.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None)
     accents.add_argument("--keep-accents", dest="strip_accents", action="store_false")
     parser.add_argument("--unicode-normalization", choices=sorted(UNICODE_NORMALIZATIONS), default="none")
+    parser.add_argument("--arabic-normalization", action="store_true",
+                        help="unify alef/hamza/yeh forms, drop tatweel and diacritics (Arabic-script dialects)")
+    parser.add_argument("--compare-with", default=None,
+                        help="also report word pieces per word of this tokenizer (e.g. the general one) on the text")
     parser.add_argument("--min-frequency", type=int, default=2)
     parser.add_argument("--max-texts", type=int, default=None, help="train on at most this many texts")
     parser.add_argument("--extend", default=None, help="tokenizer folder or hub id to extend instead of training")
@@ -68,8 +72,13 @@ def main(argv=None):
     else:
         tokenizer = train_wordpiece(texts, args.vocab_size, cased=args.cased, strip_accents=args.strip_accents,
                                     unicode_normalization=args.unicode_normalization,
-                                    min_frequency=args.min_frequency)
+                                    min_frequency=args.min_frequency,
+                                    extra_normalizers=ARABIC_NORMALIZERS if args.arabic_normalization else ())
     report.update(vocab_size=len(tokenizer), pieces_per_word=round(pieces_per_word(tokenizer, sample), 3))
+    if args.compare_with:
+        other = AutoTokenizer.from_pretrained(args.compare_with)
+        report.update(compared_with=args.compare_with,
+                      compared_pieces_per_word=round(pieces_per_word(other, sample), 3))
     tokenizer.save_pretrained(args.output)
     (args.output / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

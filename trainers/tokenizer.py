@@ -16,13 +16,28 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertTokenizer, PreTrainedTokenizerBase, TokenizersBackend
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 UNICODE_NORMALIZATIONS = {"none": None, "nfc": normalizers.NFC, "nfkc": normalizers.NFKC, "nfd": normalizers.NFD,
                           "nfkd": normalizers.NFKD}
 MODEL_INPUTS = ["input_ids", "token_type_ids", "attention_mask"]
+
+# Arabic script (Tunisian written in Arabic letters): one spelling per word before WordPiece sees it.
+# Tatweel (the elongation stroke) and the short-vowel/shadda diacritics are decorative or optional in
+# dialect writing; alef written with hamza/madda/wasla, and hamza carried on waw or yeh, vary by writer;
+# alef maksura and yeh are used interchangeably in final position. Arabizi (Latin letters with 3, 5, 7, 9
+# for Arabic sounds) needs no normaliser: BERT's pre-tokenizer splits on spaces and punctuation only, so a
+# digit stays inside its word ("3aslema" is one word).
+ARABIC_NORMALIZERS = (
+    normalizers.Replace("\u0640", ""),  # tatweel
+    normalizers.Replace(Regex("[\u064B-\u0652\u0670]"), ""),  # tanwin, harakat, shadda, sukun, dagger alef
+    normalizers.Replace(Regex("[\u0622\u0623\u0625\u0671]"), "\u0627"),  # آ أ إ ٱ -> ا
+    normalizers.Replace("\u0624", "\u0648"),  # ؤ -> و
+    normalizers.Replace("\u0626", "\u064A"),  # ئ -> ي
+    normalizers.Replace("\u0649", "\u064A"),  # ى -> ي
+)
 
 
 def round_up(value: int, multiple: int) -> int:
