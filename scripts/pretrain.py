@@ -144,10 +144,20 @@ def build_tokenizer_and_model(config: PretrainConfig, corpus, accelerator):
             config.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
             attn_implementation=config.attn_implementation, hidden_dropout_prob=config.hidden_dropout_prob,
         ))
+    if config.init_from and config.tokenizer:
+        own = AutoTokenizer.from_pretrained(local_path_or_hub_id(config.init_from), trust_remote_code=True)
+        new_vocab = tokenizer.get_vocab()
+        extends_own = len(tokenizer) > len(own) and all(
+            new_vocab.get(token) == index for token, index in own.get_vocab().items())
+        if extends_own:  # e.g. scripts/train_tokenizer.py --extend: new rows start from their old pieces' mean
+            grown = grow_embeddings(model, own, tokenizer)
+            accelerator.print(f"embeddings grown by {len(grown)} rows for the extended tokenizer {config.tokenizer}")
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise SystemExit(
             f"The tokenizer has {len(tokenizer)} tokens but the model only {model.get_input_embeddings().num_embeddings}"
-            f" embeddings: pretrain with the checkpoint's own tokenizer, or set extend_tokenizer_tokens."
+            f" embeddings, and it does not extend the checkpoint's own tokenizer (old ids must keep their place): "
+            f"pretrain with the checkpoint's tokenizer, extend that one (scripts/train_tokenizer.py --extend), or set "
+            f"extend_tokenizer_tokens."
         )
     return tokenizer, model
 

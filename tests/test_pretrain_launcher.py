@@ -185,3 +185,18 @@ def test_resume_without_a_checkpoint_and_a_corpus_without_the_column(tmp_path):
     corpus.write_text('{"body": "A document."}\n' * 50)
     result = pretrain(tmp_path / "bad", "--train-data", str(corpus), "--max-steps", "2", expect_rc=1)
     assert "no column 'text'" in result.stderr and "text_column" in result.stderr
+
+
+def test_continued_pretraining_with_a_tokenizer_extended_beforehand(tmp_path, reference_run, data_dir):
+    """scripts/train_tokenizer.py --extend, then --init-from with that tokenizer: embeddings grow to match."""
+    extended = tmp_path / "tokenizer"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "train_tokenizer.py"), "--extend",
+                    str(reference_run / "final"), "--num-new-tokens", "10", "--files",
+                    str(data_dir / "corpus" / "en"), "--output", str(extended)],
+                   cwd=REPO, env=environment(), check=True, capture_output=True)
+    output = tmp_path / "continued"
+    result = pretrain(output, "--init-from", str(reference_run / "final"), "--tokenizer", str(extended),
+                      "--max-steps", "2", "--micro-batch-size", "4")
+    assert "embeddings grown by 10 rows" in result.stdout + result.stderr
+    config = json.loads((output / "final" / "config.json").read_text())
+    assert config["vocab_size"] % 64 == 0 and config["vocab_size"] >= 30532
