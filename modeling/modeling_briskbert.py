@@ -184,6 +184,7 @@ class BriskBertPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _supports_flash_attn = True
+    default_lora_target_modules = ("Wqkv", "Wo", "Wi")  # peft LoRA targets: attention Wqkv/Wo, GLU/MLP Wi/Wo
 
     def __init__(self, config, *inputs, **kwargs):
         if getattr(config, "model_type", None) != BriskBertConfig.model_type:

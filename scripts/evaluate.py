@@ -1,0 +1,114 @@
+"""Score a checkpoint on GLUE, SuperGLUE, NER, QA and domain tasks: fine-tune per task and seed, then report.
+
+    python scripts/evaluate.py --model runs/tiny/final --tasks glue --data-dir ../shared/data --seeds 3 \\
+        --output outputs/eval/tiny.json [--max-train-samples N] [--peft lora] [--mnli-init] [-- --num-train-epochs 1]
+
+--tasks takes task names and suites (glue, superglue, ner, qa, classification), comma-separated. Every run goes
+through the same fine-tuning code as scripts/finetune.py (hub_configs/tasks/<task>.yaml defaults; flags after
+`--` go to every run). With --data-dir, a suite's tasks whose files are missing there are skipped and listed.
+--mnli-init follows the MosaicBERT protocol: RTE, MRPC and STS-B start from the MNLI fine-tuned checkpoint
+of the same seed. Under `accelerate launch --num_processes N scripts/evaluate.py ...` every fine-tune runs on
+all N processes (DDP); tasks and seeds run one after the other.
+
+Writes the JSON (schema in trainers/eval_results.py), the markdown table next to it (.md) and each run's
+folder under <output stem>_runs/<task>/seed<k>/.
+"""
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# This folder holds this file, evaluate.py, which Python would import in place of the `evaluate` library
+# that scores the tasks: take the folder off the import path first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import json  # noqa: E402
+
+from accelerate import PartialState  # noqa: E402
+
+from briskbert.trainers.config import parse_config  # noqa: E402
+from briskbert.trainers.eval_results import aggregate, markdown_table  # noqa: E402
+from briskbert.trainers.finetuning import finetune, finetune_config  # noqa: E402
+from briskbert.trainers.tasks import SUITES, expand_tasks, get_task, has_local_data  # noqa: E402
+
+MNLI_INIT_TASKS = ("rte", "mrpc", "stsb")  # MosaicBERT (Portes et al. 2023), following RoBERTa's practice
+
+
+@dataclass
+class EvaluateConfig:
+    model: str = ""
+    tasks: str = "glue"  # task names and/or suites, comma-separated
+    output: str = "outputs/eval/results.json"
+    data_dir: str | None = None  # a folder laid out like ../shared/data; None: the tasks' Hub datasets
+    seeds: int = 1  # runs per task, with seeds seed, seed+1, ...
+    seed: int = 42
+    max_train_samples: int = 0
+    max_eval_samples: int = 0
+    max_steps: int = -1
+    peft: str | None = None
+    mnli_init: bool = False
+    work_dir: str | None = None  # run folders; default <output stem>_runs next to the output
+
+
+def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
+    """Tasks to run, in order, and the suite members skipped for want of local data."""
+    names, skipped = expand_tasks(config.tasks), {}
+    named = {get_task(part.strip()).name for part in config.tasks.split(",") if part.strip() and part.strip() not in SUITES}
+    if config.data_dir is not None:
+        for name in list(names):
+            if name not in named and not has_local_data(get_task(name), config.data_dir):
+                names.remove(name)
+                skipped[name] = f"no {get_task(name).local_dir}/train and validation files in {config.data_dir}"
+    if config.mnli_init and any(n in MNLI_INIT_TASKS for n in names):
+        names = ["mnli", *(n for n in names if n != "mnli")]  # first: the others start from its checkpoints
+        skipped.pop("mnli", None)
+    return names, skipped
+
+
+def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    config = parse_config(EvaluateConfig, own)
+    if not config.model:
+        raise SystemExit("--model is required (a folder or hub id).")
+    if config.seeds < 1:
+        raise SystemExit(f"--seeds must be at least 1, got {config.seeds}.")
+    output = Path(config.output)
+    work = Path(config.work_dir) if config.work_dir else output.parent / f"{output.stem}_runs"
+    names, skipped = plan(config)
+    seeds = [config.seed + i for i in range(config.seeds)]
+    state = PartialState()
+    runs, init_from, start = {}, {}, time.perf_counter()
+    for name in names:
+        for seed in seeds:
+            model = config.model
+            if config.mnli_init and name in MNLI_INIT_TASKS:
+                model = str(work / "mnli" / f"seed{seed}" / "final")
+                init_from[name] = "mnli"
+            args = ["--model", model, "--task", name, "--output-dir", str(work / name / f"seed{seed}"),
+                    "--seed", str(seed), "--max-train-samples", str(config.max_train_samples),
+                    "--max-eval-samples", str(config.max_eval_samples)]
+            if config.data_dir is not None:
+                args += ["--data-dir", config.data_dir]
+            if config.max_steps >= 0:
+                args += ["--max-steps", str(config.max_steps)]
+            if config.peft:
+                args += ["--peft", config.peft]
+                if config.mnli_init and name == "mnli":
+                    args += ["--merge"]  # the next tasks start from a plain model
+            state.print(f"=== {name}, seed {seed}")
+            runs.setdefault(name, []).append(finetune(finetune_config(args + passthrough)))
+    results = aggregate(config.model, runs, seeds, skipped, time.perf_counter() - start, init_from)
+    table = markdown_table(results)
+    if state.is_main_process:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2))
+        output.with_suffix(".md").write_text(table)
+        print(table)
+        print(f"results: {output} and {output.with_suffix('.md')}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
