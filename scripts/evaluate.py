@@ -59,7 +59,7 @@ def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
         for name in list(names):
             if name not in named and not has_local_data(get_task(name), config.data_dir):
                 names.remove(name)
-                skipped[name] = f"no {get_task(name).local_dir}/train and validation files in {config.data_dir}"
+                skipped[name] = f"no {get_task(name).local_dir}/ train and validation files under --data-dir"
     if config.mnli_init and any(n in MNLI_INIT_TASKS for n in names):
         names = ["mnli", *(n for n in names if n != "mnli")]  # first: the others start from its checkpoints
         skipped.pop("mnli", None)

@@ -200,3 +200,20 @@ def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, dat
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["num_processes"] == 2
     assert two["eval"]["conll2003"]["metrics"] == pytest.approx(single["eval"]["conll2003"]["metrics"], abs=1e-6)
+
+
+def test_length_grouped_batches_cover_every_example_once_per_epoch_with_little_padding(tiny_briskbert, data_dir,
+                                                                                     tmp_path):
+    from briskbert.trainers.features import LengthGroupedBatches
+
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    sampler = LengthGroupedBatches(lengths, batch_size=10, seed=3, window=5)
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        assert sorted(i for batch in epoch for i in batch) == list(range(1000)) and len(epoch) == len(sampler) == 100
+    assert first != second, "each epoch has its own order"
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in first)
+    random_batches = [list(range(i, i + 10)) for i in range(0, 1000, 10)]
+    assert padded < 0.7 * sum(len(b) * max(lengths[i] for i in b) for b in random_batches)
+    results = run(tiny_briskbert, "sst2", tmp_path / "grouped", data_dir, "--group-by-length", "--max-steps", "4")
+    assert results["steps"] == 4 and results["hyperparameters"]["group_by_length"] is True

@@ -3,7 +3,9 @@
 results.json (read by the model-card step; keep it stable):
 
     {"model": str, "revision": str | null, "created": ISO time, "wall_seconds": float, "seeds": [int],
-     "tasks": {"sst2": {"dataset": "nyu-mll/glue", "config": "sst2", "split": "validation", "data_dir": str | null,
+     "tasks": {"sst2": {"dataset": "nyu-mll/glue", "config": "sst2", "split": "validation",
+                        "source": "<data_dir>/glue/sst2/validation.jsonl" | "nyu-mll/glue:sst2:validation",
+                        "data_dir": str | null (set: scored on that folder's file, e.g. a dev split carved from train),
                         "task_type": "classification", "main_metric": "accuracy",
                         "metrics": {"accuracy": {"mean": float, "std": float, "values": [float per seed]}},
                         "seeds": [int], "hyperparameters": {...}, "train_seconds": float (all seeds),
@@ -51,6 +53,7 @@ def aggregate(model: str, runs: dict[str, list[dict]], seeds: list[int], skipped
                 "dataset": task.hub_id,
                 "config": task.hub_config,
                 "split": results[0]["eval"][split.name]["split"],
+                "source": results[0]["eval"][split.name]["source"],
                 "data_dir": results[0]["data_dir"],
                 "task_type": task.kind,
                 "main_metric": task.main_metric,

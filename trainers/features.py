@@ -107,6 +107,35 @@ def collate(features: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
+class LengthGroupedBatches:
+    """Batches of similar lengths, as transformers' Trainer does with `group_by_length`: each epoch shuffles the
+    examples, sorts windows of 50 batches by length and shuffles the batches, so little compute goes on padding
+    while the order stays random. Every example appears once per epoch."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
+        self.lengths, self.batch_size, self.seed, self.window, self.epoch = lengths, batch_size, seed, window, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        span = self.batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start:start + span], key=lambda i: -self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[index]
+
+
+def feature_length(feature: dict) -> int:
+    ids = feature["input_ids"]
+    return sum(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
+
+
 # ---- outputs -> metric inputs
 
 

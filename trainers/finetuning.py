@@ -40,9 +40,9 @@ import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes, for 
 
 from .adapters import add_adapter, describe
 from .config import parse_config
-from .features import build_features, collate, metric_inputs
+from .features import LengthGroupedBatches, build_features, collate, feature_length, metric_inputs
 from .metrics_log import MetricsLog
-from .tasks import Task, get_task, load_task_data
+from .tasks import Task, get_task, load_task_data, local_file
 
 TASK_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs" / "tasks"
 AUTO_CLASSES = {
@@ -76,6 +76,7 @@ class FinetuneConfig:
     batch_size: int = 32  # examples per process per micro-batch
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
+    group_by_length: bool = False  # batches of similar lengths: less padding (transformers' Trainer option)
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -224,8 +225,12 @@ def finetune(config: FinetuneConfig) -> dict:
     train_features = features(data["train"])
     eval_features = {split.name: features(data[split.name]) for split in task.splits}
     collate_fn = partial(collate, pad_token_id=tokenizer.pad_token_id)
-    train_loader = DataLoader(train_features, batch_size=config.batch_size, shuffle=True, collate_fn=collate_fn,
-                              generator=torch.Generator().manual_seed(config.seed))
+    if config.group_by_length:
+        batches = LengthGroupedBatches([feature_length(f) for f in train_features], config.batch_size, config.seed)
+        train_loader = DataLoader(train_features, batch_sampler=batches, collate_fn=collate_fn)
+    else:
+        train_loader = DataLoader(train_features, batch_size=config.batch_size, shuffle=True, collate_fn=collate_fn,
+                                  generator=torch.Generator().manual_seed(config.seed))
     eval_loaders = [DataLoader(f, batch_size=config.eval_batch_size, collate_fn=collate_fn)
                     for f in eval_features.values()]
 
@@ -343,7 +348,8 @@ def finetune(config: FinetuneConfig) -> dict:
         "data_dir": config.data_dir,
         "seed": config.seed,
         "main_metric": task.main_metric,
-        "eval": {split.name: {"split": split.hub_split if config.data_dir is None else f"{split.file} (local)",
+        "eval": {split.name: {"split": split.hub_split if config.data_dir is None else split.file,
+                              "source": data_source(task, split, config.data_dir),
                               "examples": len(data[split.name]), "metrics": final_scores[split.name]}
                  for split in task.splits},
         "train_examples": len(data["train"]),
@@ -374,9 +380,16 @@ def finetune(config: FinetuneConfig) -> dict:
     return results
 
 
+def data_source(task: Task, split, data_dir) -> str:
+    """Where a scored split came from: the local file, or hub id:config:split."""
+    if data_dir is not None:
+        return str(local_file(data_dir, task, split.file))
+    return f"{task.hub_id}:{task.hub_config or 'default'}:{split.hub_split}"
+
+
 def hyperparameters(config: FinetuneConfig, total_steps: int) -> dict:
     keys = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", "gradient_accumulation_steps",
-            "warmup_ratio", "weight_decay", "max_grad_norm", "max_seq_length", "eval_every",
+            "group_by_length", "warmup_ratio", "weight_decay", "max_grad_norm", "max_seq_length", "eval_every",
             "early_stopping_patience", "max_train_samples", "peft", "peft_config", "lora_r", "lora_alpha",
             "lora_dropout")
     values = {key: getattr(config, key) for key in keys}
