@@ -1,0 +1,183 @@
+"""Build a domain variant of BriskBERT with one command, stage by stage: corpus -> tokenizer -> pretraining ->
+downstream scores -> model card. Each stage stops at its artifact and is skipped on a rerun once finished.
+
+    python scripts/build_variant.py --variant bio --preset tiny --output-dir runs/bio-tiny --data-dir ../shared/data
+    python scripts/build_variant.py --variant general --preset mini --output-dir runs/general-mini ...
+    python scripts/build_variant.py --variant bio --preset mini --strategy continue \
+        --base-model runs/general-mini/pretrain/final --output-dir runs/bio-mini-continue ...
+    ... --from-stage evaluate          # redo from a stage on (e.g. after changing the tasks)
+    ... --compare-with runs/general-mini runs/bio-mini-continue   # print the scores side by side
+
+Strategies: `scratch` trains a new tokenizer on the domain corpus and pretrains from random weights;
+`continue` extends the base model's tokenizer with the domain's most used unseen pieces and continues
+pretraining the base model (which wins depends on the budget; run both and compare). Writes <dir>/tokenizer/,
+<dir>/pretrain/, <dir>/results.json and <dir>/card/README.md.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from itertools import islice
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from briskbert.trainers.corpus import load_corpus, resolve_files
+from briskbert.trainers.model_card import find_records, render_card
+from briskbert.trainers.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, train_wordpiece
+from briskbert.trainers.variants import STAGES, STRATEGIES, Stages, VariantRecipe
+
+REPO = Path(__file__).resolve().parent.parent
+# the pretraining recipe and budget of each preset (scripts/pretrain.py flags)
+PRESET_PRETRAINING = {
+    "tiny": ("hub_configs/tiny-cpu.yaml", ["--max-steps", "40", "--eval-every", "20", "--save-every", "20"]),
+    "mini": ("hub_configs/mini.yaml", ["--max-steps", "400", "--max-minutes", "30", "--eval-every", "50",
+                                       "--save-every", "100"]),
+    "base": ("hub_configs/base.yaml", []),
+}
+PRESET_EVALUATION = {"tiny": ["--seeds", "1", "--max-train-samples", "200"], "mini": ["--seeds", "1"],
+                     "base": ["--seeds", "3"]}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", required=True, help="a recipe name in hub_configs/variants/ (or a YAML path)")
+    parser.add_argument("--preset", choices=sorted(PRESET_PRETRAINING), default="tiny")
+    parser.add_argument("--output-dir", required=True, type=Path)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="scratch")
+    parser.add_argument("--base-model", default=None, help="continue: the general BriskBERT to start from")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data", help="folder laid out like ../shared/data")
+    parser.add_argument("--from-stage", choices=STAGES, default=None)
+    parser.add_argument("--tasks", default=None, help="comma-separated tasks instead of the recipe's")
+    parser.add_argument("--pretrain-args", nargs=argparse.REMAINDER, default=[],
+                        help="extra scripts/pretrain.py flags, e.g. --pretrain-args --max-steps 100 (last option)")
+    parser.add_argument("--compare-with", nargs="*", type=Path, default=[], help="other variant run folders")
+    args = parser.parse_args(argv)
+    if args.strategy == "continue" and not args.base_model:
+        parser.error("--strategy continue needs --base-model (e.g. the `general` variant's pretrain/final folder, "
+                     "or a BriskBERT hub id)")
+    return args
+
+
+def run(command: list[str]) -> None:
+    print("$", " ".join(command), flush=True)
+    if subprocess.run(command, cwd=REPO, stdin=subprocess.DEVNULL).returncode != 0:
+        raise SystemExit(f"stage command failed: {' '.join(command)}; rerun build_variant.py to resume here.")
+
+
+def corpus_sources(recipe: VariantRecipe, data_dir: Path) -> list[str]:
+    local = [data_dir / item for item in recipe.corpus]
+    if all(path.exists() for path in local):
+        return [str(path) for path in local]
+    if recipe.corpus_hub_id:
+        return [recipe.corpus_hub_id]
+    raise SystemExit(f"Corpus {recipe.corpus} not found under {data_dir} and the recipe names no corpus_hub_id: "
+                     f"pass --data-dir pointing at a folder laid out like ../shared/data.")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    recipe_path = Path(args.variant) if args.variant.endswith(".yaml") else REPO / "hub_configs" / "variants" / f"{args.variant}.yaml"
+    recipe = VariantRecipe.load(recipe_path)
+    out = args.output_dir.resolve()
+    stages = Stages(out)
+    if args.from_stage:
+        stages.reset_from(args.from_stage)
+    sources = corpus_sources(recipe, args.data_dir)
+
+    if not stages.done("corpus"):
+        files = resolve_files(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0])
+        record = {"sources": sources, "files": [str(f) for f in files or []], "license": recipe.license,
+                  "license_note": recipe.license_note}
+        (out).mkdir(parents=True, exist_ok=True)
+        (out / "corpus.json").write_text(json.dumps(record, indent=2))
+        stages.finish("corpus", record)
+
+    tokenizer_dir = out / "tokenizer"
+    if not stages.done("tokenizer"):
+        stages.clear(tokenizer_dir)
+        corpus = load_corpus(sources if len(sources) > 1 else sources[0], recipe.text_column)
+        texts = [t for t in islice(corpus[recipe.text_column], 500_000) if t and t.strip()]
+        general = AutoTokenizer.from_pretrained(args.base_model or REPO / "data" / "tokenizer", trust_remote_code=True)
+        if args.strategy == "scratch":
+            tokenizer = train_wordpiece(
+                texts, recipe.vocab_size, cased=recipe.cased, strip_accents=recipe.strip_accents,
+                unicode_normalization=recipe.unicode_normalization,
+                extra_normalizers=ARABIC_NORMALIZERS if recipe.arabic_normalization else ())
+            new_tokens = []
+        else:
+            tokenizer, new_tokens = extend_tokenizer(general, texts, recipe.extend_tokens)
+        tokenizer.save_pretrained(tokenizer_dir)
+        sample = texts[:: max(1, len(texts) // 2000)]
+        report = {"strategy": args.strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
+                  "pieces_per_word": pieces_per_word(tokenizer, sample),
+                  "general_pieces_per_word": pieces_per_word(general, sample)}
+        (tokenizer_dir / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2))
+        stages.finish("tokenizer", report)
+
+    pretrain_dir = out / "pretrain"
+    if not stages.done("pretrain"):
+        recipe_file, budget = PRESET_PRETRAINING[args.preset]
+        command = [sys.executable, str(REPO / "scripts" / "pretrain.py"), "--config", str(REPO / recipe_file),
+                   "--output-dir", str(pretrain_dir), "--preset", args.preset, "--tokenizer", str(tokenizer_dir),
+                   "--train-data", *sources, "--text-column", recipe.text_column,
+                   "--whole-word-masking", str(recipe.whole_word_masking), *budget]
+        if args.strategy == "continue":
+            command += ["--init-from", str(args.base_model)]
+        if (pretrain_dir / "checkpoints").is_dir() and any((pretrain_dir / "checkpoints").glob("step_*")):
+            command.append("--resume")  # an interrupted pretraining goes on from its last checkpoint
+        run(command + list(args.pretrain_args))
+        stages.finish("pretrain", json.loads((pretrain_dir / "summary.json").read_text()))
+
+    results = out / "results.json"
+    if not stages.done("evaluate"):
+        stages.clear(results)
+        run([sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(pretrain_dir / "final"),
+             "--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir), "--output", str(results),
+             *PRESET_EVALUATION[args.preset]])
+        stages.finish("evaluate", {"results": str(results)})
+
+    card_dir = out / "card"
+    if not stages.done("card"):
+        stages.clear(card_dir)
+        write_card(recipe, args, pretrain_dir / "final", results, card_dir)
+        stages.finish("card", {"card": str(card_dir / "README.md")})
+
+    compare([out, *args.compare_with])
+
+
+def pieces_per_word(tokenizer, texts: list[str]) -> float:
+    words = sum(len(text.split()) for text in texts)
+    return round(sum(len(tokenizer.tokenize(text)) for text in texts) / max(words, 1), 3)
+
+
+def write_card(recipe: VariantRecipe, args, model_dir: Path, results: Path, card_dir: Path) -> None:
+    """The same card push_to_hub.py would publish, rendered from this run's records (license from the data)."""
+    records = find_records(model_dir, results=results)
+    card = render_card(records, repo_id=f"briskbert/briskbert-{recipe.variant}-{args.preset}",
+                       base_model=args.base_model)
+    card_dir.mkdir(parents=True, exist_ok=True)
+    card.save(card_dir / "README.md")
+
+
+def compare(folders: list[Path]) -> None:
+    """Main metric per task for each run folder that has results.json, side by side."""
+    runs = {f.name: json.loads((f / "results.json").read_text()) for f in folders if (f / "results.json").is_file()}
+    tasks = sorted({task for result in runs.values() for task in result.get("tasks", {})})
+    print("| task | " + " | ".join(runs) + " |\n|---|" + "---|" * len(runs))
+    for task in tasks:
+        cells = []
+        for result in runs.values():
+            entry = result.get("tasks", {}).get(task)
+            if entry is None:
+                cells.append("-")
+                continue
+            metric = entry["metrics"][entry["main_metric"]]
+            cells.append(f"{entry['main_metric']} {metric['mean']:.4f} ± {metric.get('std') or 0:.4f}")
+        print(f"| {task} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
