@@ -34,6 +34,7 @@ from briskbert.modeling.configuration_briskbert import PRESETS
 from briskbert.trainers.checkpointing import load_latest_checkpoint, save_checkpoint
 from briskbert.trainers.config import parse_config
 from briskbert.trainers.corpus import load_corpus, tokenize_and_pack
+from briskbert.trainers.hub import push_folder
 from briskbert.trainers.masking import MLMMasking
 from briskbert.trainers.metrics_log import MetricsLog
 from briskbert.trainers.packing import block_diagonal_inputs, collate_rows
@@ -93,6 +94,7 @@ class PretrainConfig:
     log_every: int = 10
     eval_every: int = 100
     peak_tflops: float = 0.0  # 0: measure this device's matmul peak for MFU
+    push_to_hub: str | None = None  # org/name: publish final/ with a generated model card when training ends
 
 
 def check(config: PretrainConfig) -> None:
@@ -395,6 +397,8 @@ def main(argv=None):
         }
         (output / "summary.json").write_text(json.dumps(summary, indent=2))
         accelerator.print(json.dumps(summary, indent=2))
+        if config.push_to_hub:  # after summary.json: the card is rendered from it
+            push_folder(final, config.push_to_hub, echo=accelerator.print)
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

@@ -1,7 +1,7 @@
 """Quickstart, the README's main job end to end on the repo's own data: pretrain a tiny BriskBERT on real
-text with the pretraining launcher, run it on real sentences, and reload the saved folder in a fresh
-interpreter that has never imported BriskBERT, through `AutoModel.from_pretrained(...,
-trust_remote_code=True)` alone.
+text with the pretraining launcher, run it on real sentences, reload the saved folder in a fresh interpreter
+that has never imported BriskBERT (through `AutoModel.from_pretrained(..., trust_remote_code=True)` alone),
+fine-tune and score it on SST-2 with the evaluation harness, write its model card, and export it to ONNX.
 
     python scripts/quickstart.py                                  # hub_configs/quickstart.yaml
     python scripts/quickstart.py --pretrain_steps 200             # any QuickstartConfig field
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from huggingface_hub import ModelCard, ModelCardData
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes)
 from briskbert.trainers.config import parse_config
 from briskbert.trainers.fresh_process import run_without_briskbert
+from briskbert.trainers.model_card import find_records, render_card
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,6 +31,9 @@ class QuickstartConfig:
     pretrain_steps: int = 60
     sentences: str = "data/glue/sst2/validation.jsonl"
     num_sentences: int = 16
+    finetune_task: str = "sst2"
+    finetune_steps: int = 40
+    eval_samples: int = 500
     output_dir: str = "outputs/quickstart"
 
 
@@ -63,12 +66,9 @@ def main(argv=None):
     output = Path(config.output_dir).resolve()
 
     # 1. pretrain, as a user would launch it (one process; `accelerate launch` gives the same for more)
-    print(f"== pretraining with {config.pretrain_recipe} for {config.pretrain_steps} steps")
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "pretrain.py"), "--config",
-                          str(REPO / config.pretrain_recipe), "--output-dir", str(output / "pretrain"),
-                          "--max-steps", str(config.pretrain_steps)], cwd=REPO, stdin=subprocess.DEVNULL)
-    if run.returncode != 0:
-        raise SystemExit(f"pretraining failed (exit {run.returncode}); its output is above.")
+    step([sys.executable, str(REPO / "scripts" / "pretrain.py"), "--config", str(REPO / config.pretrain_recipe),
+          "--output-dir", str(output / "pretrain"), "--max-steps", str(config.pretrain_steps)],
+         f"pretraining with {config.pretrain_recipe} for {config.pretrain_steps} steps")
     summary = json.loads((output / "pretrain" / "summary.json").read_text())
     folder = output / "pretrain" / "final"
     print(f"pretrained {summary['parameters'] / 1e6:.1f}M parameters on {summary['tokens_seen']:,} real tokens in "
@@ -89,7 +89,6 @@ def main(argv=None):
     print(f"{len(sentences)} real SST-2 sentences: {real} real tokens in {slots} padded slots; the encoder ran on the "
           f"{real} only ({1 - real / slots:.0%} of the padded work skipped)")
     print(f"'the people of the united [MASK] of america .' -> {tokenizer.convert_ids_to_tokens(guesses)}")
-    write_card(model, folder, summary)
 
     # 3. reload the saved folder where briskbert cannot be imported: the weights' own code must suffice
     with tempfile.TemporaryDirectory() as scratch:
@@ -103,30 +102,28 @@ def main(argv=None):
     print(f"fresh interpreter without briskbert loaded {loaded_class}; max abs difference {difference:.1e}")
     if difference > 1e-5:
         raise SystemExit("The reloaded model disagrees with the saved one: the saved code or weights are wrong.")
+
+    # 4. fine-tune and score it on a GLUE task with the evaluation harness (a demo budget, not a result)
+    results = output / "results.json"
+    step([sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(folder), "--tasks",
+          config.finetune_task, "--data-dir", str(REPO / "data"), "--max-steps", str(config.finetune_steps),
+          "--max-eval-samples", str(config.eval_samples), "--work-dir", str(output / "finetune"),
+          "--output", str(results)], "fine-tuning")
+
+    # 5. its model card, rendered from the run's own records (summary.json, the scores)
+    render_card(find_records(folder, results=results), "briskbert/briskbert-quickstart").save(folder / "README.md")
+
+    # 6. export for serving; the script checks onnxruntime against PyTorch on real sentences
+    step([sys.executable, str(REPO / "scripts" / "export.py"), "--model", str(folder), "--format", "onnx",
+          "--output", str(output / "briskbert.onnx")], "ONNX export")
     print(f"saved to {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
     print("quickstart OK")
 
 
-def write_card(model, folder: Path, summary: dict):
-    config = model.config
-    card_data = ModelCardData(library_name="transformers", license="apache-2.0", tags=["briskbert", "fill-mask"],
-                              pipeline_tag="fill-mask")
-    card = ModelCard.from_template(
-        card_data,
-        template_path=str(REPO / "model_cards" / "briskbert.md"),
-        model_name=folder.parent.name,
-        repo_id=str(folder),
-        num_hidden_layers=config.num_hidden_layers,
-        hidden_size=config.hidden_size,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        vocab_size=config.vocab_size,
-        num_parameters=f"{model.num_parameters() / 1e6:.1f}M",
-        training_state=(f"quickstart pretraining: {summary['steps']} steps, {summary['tokens_seen']:,} tokens of the "
-                        f"repo's sample corpus; final eval MLM loss {summary['final_eval_loss']:.3f} (a demo, not a "
-                        f"useful model)"),
-    )
-    card.save(folder / "README.md")
+def step(command: list[str], what: str) -> None:
+    print(f"== {what}", flush=True)
+    if subprocess.run(command, cwd=REPO, stdin=subprocess.DEVNULL).returncode != 0:
+        raise SystemExit(f"{what} failed; its output is above.")
 
 
 if __name__ == "__main__":

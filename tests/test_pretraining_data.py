@@ -189,7 +189,7 @@ def test_corpus_loading_from_files_and_errors(tmp_path, tokenizer, data_dir):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_files([str(tmp_path / "missing.txt")])
     assert resolve_files("allenai/c4") is None  # a hub id goes to datasets.load_dataset
-    assert resolve_files(str(data_dir / "corpus")) == [data_dir / CORPUS.removeprefix("data/")]
+    assert resolve_files(str(data_dir / "corpus" / "en")) == [data_dir / CORPUS.removeprefix("data/")]
 
 
 def test_train_wordpiece_round_trips(tmp_path, documents):

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
     output_dir = tmp_path / "quickstart"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "quickstart.py"), "--pretrain_steps", "12", "--output_dir", str(output_dir)],
+        [sys.executable, str(REPO / "scripts" / "quickstart.py"), "--pretrain_steps", "12", "--finetune_steps", "6",
+         "--eval_samples", "64", "--output_dir", str(output_dir)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -28,7 +29,10 @@ def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
         assert (saved / name).is_file(), name
     assert json.loads((output_dir / "pretrain" / "summary.json").read_text())["steps"] == 12
     card = (saved / "README.md").read_text()
-    assert "trust_remote_code=True" in card and "2 layers, hidden 64" in card and "12 steps" in card
+    assert "trust_remote_code=True" in card and "model-index" in card and "sst2" in card.lower()
+    results = json.loads((output_dir / "results.json").read_text())
+    assert 0.0 <= results["tasks"]["sst2"]["metrics"]["accuracy"]["mean"] <= 1.0
+    assert (output_dir / "briskbert.onnx").is_file()
 
 
 @dataclass
