@@ -15,8 +15,7 @@ class MetricsLog:
             if resumed_step is None:
                 path.unlink()  # a fresh run into an old output folder starts a fresh log
             else:
-                kept = [line for line in path.read_text().splitlines()
-                        if line.strip() and json.loads(line)["step"] <= resumed_step]
+                kept = [line for line in path.read_text().splitlines() if _step(line) <= resumed_step]
                 path.write_text("".join(line + "\n" for line in kept))
 
     def log(self, record: dict, console) -> None:
@@ -26,3 +25,11 @@ class MetricsLog:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         console(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+
+def _step(line: str) -> float:
+    """A record's step; a line torn by a kill mid-write (or blank) sorts after every checkpoint and is dropped."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
