@@ -41,6 +41,7 @@ import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes, for 
 from .adapters import add_adapter, describe
 from .config import parse_config
 from .features import LengthGroupedBatches, build_features, collate, feature_length, metric_inputs
+from .hub import push_folder
 from .metrics_log import MetricsLog
 from .tasks import Task, get_task, load_task_data, local_file
 
@@ -92,6 +93,8 @@ class FinetuneConfig:
     seed: int = 42
     mixed_precision: str = "auto"  # auto: bf16 on a GPU that has it, else fp32 | no | bf16 | fp16
     log_every: int = 50
+    push_to_hub: str | None = None  # org/name: publish final/ (model or adapter) with a generated card at the end
+    push_base_model: str | None = None  # the base model's hub id for the card, when --model was a local folder
 
 
 def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
@@ -372,6 +375,8 @@ def finetune(config: FinetuneConfig) -> dict:
     }
     if accelerator.is_main_process:
         (output / "results.json").write_text(json.dumps(results, indent=2))
+        if config.push_to_hub and total_steps > 0:  # after results.json: the card is rendered from it
+            push_folder(final, config.push_to_hub, base_model=config.push_base_model, echo=accelerator.print)
         accelerator.print(json.dumps({"task": task.name, **{k: v["metrics"] for k, v in results["eval"].items()},
                                       "train_seconds": results["train_seconds"]}, indent=2))
     accelerator.wait_for_everyone()
