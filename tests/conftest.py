@@ -90,3 +90,16 @@ def run_fresh_python():
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_briskbert(tmp_path_factory, tokenizer) -> Path:
+    """A freshly initialised BriskBERT-tiny MLM checkpoint with its tokenizer, as scripts/pretrain.py leaves one."""
+    from briskbert import BriskBertConfig, BriskBertForMaskedLM
+
+    folder = tmp_path_factory.mktemp("tiny_briskbert")
+    torch.manual_seed(0)
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    BriskBertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

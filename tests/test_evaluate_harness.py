@@ -11,23 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from task_data import write_task
 
-from briskbert import BriskBertConfig, BriskBertForMaskedLM
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--", "--batch-size", "8", "--eval-batch-size", "16", "--learning-rate", "1e-3"]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, tokenizer) -> Path:
-    folder = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    BriskBertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def load_harness():
@@ -37,18 +25,18 @@ def load_harness():
     return module
 
 
-def test_glue_suite_over_two_seeds_writes_json_and_table(tiny_model, tmp_path):
+def test_glue_suite_over_two_seeds_writes_json_and_table(tiny_briskbert, tmp_path):
     data = tmp_path / "data"
     for name in ("sst2", "stsb"):
         write_task(data, name, n_train=16, n_validation=16)
     output = tmp_path / "out" / "tiny.json"
-    command = [sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(tiny_model), "--tasks", "glue",
+    command = [sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(tiny_briskbert), "--tasks", "glue",
                "--data-dir", str(data), "--seeds", "2", "--max-steps", "2", "--output", str(output), *FAST]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads(output.read_text())
-    assert results["model"] == str(tiny_model) and results["seeds"] == [42, 43]
+    assert results["model"] == str(tiny_briskbert) and results["seeds"] == [42, 43]
     assert list(results["tasks"]) == ["sst2", "stsb"]
     assert set(results["skipped"]) == {"cola", "mrpc", "qqp", "mnli", "qnli", "rte", "wnli"}
     sst2 = results["tasks"]["sst2"]
@@ -70,12 +58,12 @@ def test_glue_suite_over_two_seeds_writes_json_and_table(tiny_model, tmp_path):
         assert (tmp_path / "out" / "tiny_runs" / "sst2" / f"seed{seed}" / "results.json").is_file()
 
 
-def test_mosaicbert_protocol_starts_rte_from_the_mnli_checkpoint(tiny_model, tmp_path):
+def test_mosaicbert_protocol_starts_rte_from_the_mnli_checkpoint(tiny_briskbert, tmp_path):
     data = tmp_path / "data"
     for name in ("mnli", "rte"):  # MNLI: a synthetic file of the Hub schema (none is available offline)
         write_task(data, name, n_train=16, n_validation=8)
     harness = load_harness()
-    results = harness.main(["--model", str(tiny_model), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
+    results = harness.main(["--model", str(tiny_briskbert), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
                             "--max-steps", "2", "--output", str(tmp_path / "protocol.json"), *FAST])
     assert list(results["tasks"]) == ["mnli", "mnli_mismatched", "rte"]
     assert results["tasks"]["rte"]["init_from"] == "mnli" and results["tasks"]["mnli"]["init_from"] is None
@@ -85,10 +73,10 @@ def test_mosaicbert_protocol_starts_rte_from_the_mnli_checkpoint(tiny_model, tmp
     assert results["glue_average_tasks"] == ["mnli", "mnli_mismatched", "rte"]
 
 
-def test_named_tasks_without_data_are_errors_not_skips(tiny_model, tmp_path):
+def test_named_tasks_without_data_are_errors_not_skips(tiny_briskbert, tmp_path):
     harness = load_harness()
     with pytest.raises(SystemExit, match="qnli: no train file"):
-        harness.main(["--model", str(tiny_model), "--tasks", "qnli", "--data-dir", str(tmp_path),
+        harness.main(["--model", str(tiny_briskbert), "--tasks", "qnli", "--data-dir", str(tmp_path),
                       "--output", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="Unknown task 'glu'"):
-        harness.main(["--model", str(tiny_model), "--tasks", "glu", "--output", str(tmp_path / "x.json")])
+        harness.main(["--model", str(tiny_briskbert), "--tasks", "glu", "--output", str(tmp_path / "x.json")])

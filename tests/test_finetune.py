@@ -13,24 +13,12 @@ import torch
 from task_data import write_task
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
 
-from briskbert import BriskBertConfig, BriskBertForMaskedLM
 from briskbert.trainers.finetuning import finetune, finetune_config, load_for_task
 from briskbert.trainers.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 # fast: a few steps of small batches, scored on the first rows
 FAST = ["--batch-size", "8", "--eval-batch-size", "16", "--learning-rate", "1e-3", "--log-every", "1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_briskbert(tmp_path_factory, tokenizer) -> Path:
-    """A freshly initialised BriskBERT-tiny MLM checkpoint with its tokenizer, as scripts/pretrain.py leaves one."""
-    folder = tmp_path_factory.mktemp("tiny_briskbert")
-    torch.manual_seed(0)
-    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    BriskBertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
