@@ -228,6 +228,24 @@ def test_output_hidden_states_are_repadded(model, make_batch, sentences):
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
 
 
+@pytest.mark.parametrize("mlp_type", ["glu", "mlp"])
+def test_inference_without_autograd_gives_the_same_bits(tokenizer, make_batch, sentences, mlp_type):
+    # without autograd the blocks add residuals and gate in place (residual_add); nothing else may change
+    torch.manual_seed(0)
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), mlp_type=mlp_type)
+    model = BriskBertModel(config).eval()
+    batch = make_batch(sentences[:6])
+    with torch.no_grad():
+        fast = model(**batch, output_hidden_states=True)
+    with torch.enable_grad():
+        graph = model(**batch, output_hidden_states=True)
+    assert graph.last_hidden_state.requires_grad
+    assert torch.equal(fast.last_hidden_state, graph.last_hidden_state)
+    assert torch.equal(fast.pooler_output, graph.pooler_output)
+    for without, with_graph in zip(fast.hidden_states, graph.hidden_states, strict=True):
+        assert torch.equal(without, with_graph)
+
+
 # --------------------------------------------------------------------------------------------- bad inputs
 
 
