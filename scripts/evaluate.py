@@ -7,8 +7,21 @@
 through the same fine-tuning code as scripts/finetune.py (hub_configs/tasks/<task>.yaml defaults; flags after
 `--` go to every run). With --data-dir, a suite's tasks whose files are missing there are skipped and listed.
 --mnli-init follows the MosaicBERT protocol: RTE, MRPC and STS-B start from the MNLI fine-tuned checkpoint
-of the same seed. Under `accelerate launch --num_processes N scripts/evaluate.py ...` every fine-tune runs on
-all N processes (DDP); tasks and seeds run one after the other.
+of the same seed.
+
+Two ways to use several processes (GPUs):
+
+    accelerate launch --num_processes 8 scripts/evaluate.py --model X --tasks glue ...  # each run on all 8
+    accelerate launch --num_processes 8 scripts/evaluate.py --model X --tasks glue --spread runs ...  # 8 at once
+
+--spread data_parallel (the default): every fine-tune runs on all N processes (DDP); tasks and seeds run one
+after the other. --spread runs: the (task, seed) runs are dealt round-robin to the N processes (torchrun works
+too), and each process runs its share one after the other as plain `python scripts/finetune.py ...` children
+on its own device (the GPU of its LOCAL_RANK, else the CPU), logging to <run folder>/finetune.log; with
+--mnli-init, RTE, MRPC and STS-B of a seed start once that seed's MNLI run is done. Process 0 waits for every
+run (marker files, no process group held; --wait-hours bounds a wait in which no run finishes), then writes
+the results; a failed run fails the command with the run's name and log. Plain `python scripts/evaluate.py
+--spread runs` runs them all in one process. Mechanics: trainers/spread.py.
 
 Writes the JSON (schema in trainers/eval_results.py), the markdown table next to it (.md) and each run's
 folder under <output stem>_runs/<task>/seed<k>/.
@@ -27,12 +40,16 @@ import json  # noqa: E402
 
 from accelerate import PartialState  # noqa: E402
 
+from briskbert.trainers import spread  # noqa: E402
+
 from briskbert.trainers.config import parse_config  # noqa: E402
 from briskbert.trainers.eval_results import aggregate, markdown_table  # noqa: E402
 from briskbert.trainers.finetuning import finetune, finetune_config  # noqa: E402
 from briskbert.trainers.tasks import SUITES, expand_tasks, get_task, has_local_data  # noqa: E402
 
 MNLI_INIT_TASKS = ("rte", "mrpc", "stsb")  # MosaicBERT (Portes et al. 2023), following RoBERTa's practice
+SPREADS = ("data_parallel", "runs")
+FINETUNE_SCRIPT = Path(__file__).resolve().parent / "finetune.py"
 
 
 @dataclass
@@ -49,6 +66,8 @@ class EvaluateConfig:
     peft: str | None = None
     mnli_init: bool = False
     work_dir: str | None = None  # run folders; default <output stem>_runs next to the output
+    spread: str = "data_parallel"  # data_parallel: each run on all processes | runs: runs dealt out to the processes
+    wait_hours: float = 24.0  # --spread runs: give up when no run has finished for this long while waiting
 
 
 def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
@@ -66,6 +85,25 @@ def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
     return names, skipped
 
 
+def finetune_args(config: EvaluateConfig, work: Path, name: str, seed: int) -> tuple[list[str], str | None]:
+    """scripts/finetune.py's arguments for one (task, seed) run, and the task its model comes from (or None)."""
+    model, init_from = config.model, None
+    if config.mnli_init and name in MNLI_INIT_TASKS:
+        model, init_from = str(work / "mnli" / f"seed{seed}" / "final"), "mnli"
+    args = ["--model", model, "--task", name, "--output-dir", str(work / name / f"seed{seed}"),
+            "--seed", str(seed), "--max-train-samples", str(config.max_train_samples),
+            "--max-eval-samples", str(config.max_eval_samples)]
+    if config.data_dir is not None:
+        args += ["--data-dir", config.data_dir]
+    if config.max_steps >= 0:
+        args += ["--max-steps", str(config.max_steps)]
+    if config.peft:
+        args += ["--peft", config.peft]
+        if config.mnli_init and name == "mnli":
+            args += ["--merge"]  # the next tasks start from a plain model
+    return args, init_from
+
+
 def main(argv=None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     own, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
@@ -74,34 +112,49 @@ def main(argv=None) -> dict:
         raise SystemExit("--model is required (a folder or hub id).")
     if config.seeds < 1:
         raise SystemExit(f"--seeds must be at least 1, got {config.seeds}.")
+    if config.spread not in SPREADS:
+        raise SystemExit(f"--spread must be one of {SPREADS}, got {config.spread!r}.")
     output = Path(config.output)
     work = Path(config.work_dir) if config.work_dir else output.parent / f"{output.stem}_runs"
     names, skipped = plan(config)
     seeds = [config.seed + i for i in range(config.seeds)]
-    state = PartialState()
     runs, init_from, start = {}, {}, time.perf_counter()
-    for name in names:
-        for seed in seeds:
-            model = config.model
-            if config.mnli_init and name in MNLI_INIT_TASKS:
-                model = str(work / "mnli" / f"seed{seed}" / "final")
-                init_from[name] = "mnli"
-            args = ["--model", model, "--task", name, "--output-dir", str(work / name / f"seed{seed}"),
-                    "--seed", str(seed), "--max-train-samples", str(config.max_train_samples),
-                    "--max-eval-samples", str(config.max_eval_samples)]
-            if config.data_dir is not None:
-                args += ["--data-dir", config.data_dir]
-            if config.max_steps >= 0:
-                args += ["--max-steps", str(config.max_steps)]
-            if config.peft:
-                args += ["--peft", config.peft]
-                if config.mnli_init and name == "mnli":
-                    args += ["--merge"]  # the next tasks start from a plain model
-            state.print(f"=== {name}, seed {seed}")
-            runs.setdefault(name, []).append(finetune(finetune_config(args + passthrough)))
+    if config.spread == "runs":
+        planned = []
+        for name in names:
+            for seed in seeds:
+                args, source = finetune_args(config, work, name, seed)
+                if source:
+                    init_from[name] = source
+                planned.append(spread.Run(f"{name}/seed{seed}", f"{name} seed {seed}",
+                                          [sys.executable, str(FINETUNE_SCRIPT), *args, *passthrough],
+                                          work / name / f"seed{seed}",
+                                          after=(f"{source}/seed{seed}",) if source else ()))
+        done = spread.spread_runs(planned, work / ".spread", config.wait_hours)
+        if done is None:  # not process 0: its share is done, process 0 writes the results
+            return {}
+        for run in planned:
+            runs.setdefault(run.key.split("/")[0], []).append(done[run.key]["results"])
+        is_main = True
+        placement = {"mode": "runs", "processes": spread.process_rank()[1],
+                     "runs": [{"task": run.key.split("/")[0], "seed": done[run.key]["results"]["seed"],
+                               "process": done[run.key]["process"], "seconds": done[run.key]["seconds"]}
+                              for run in planned]}
+    else:
+        state = PartialState()
+        for name in names:
+            for seed in seeds:
+                args, source = finetune_args(config, work, name, seed)
+                if source:
+                    init_from[name] = source
+                state.print(f"=== {name}, seed {seed}")
+                runs.setdefault(name, []).append(finetune(finetune_config(args + passthrough)))
+        is_main = state.is_main_process
+        placement = {"mode": "data_parallel", "processes": state.num_processes}
     results = aggregate(config.model, runs, seeds, skipped, time.perf_counter() - start, init_from)
+    results["spread"] = placement
     table = markdown_table(results)
-    if state.is_main_process:
+    if is_main:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2))
         output.with_suffix(".md").write_text(table)

@@ -1,6 +1,8 @@
 """scripts/evaluate.py: fine-tunes each task per seed through the launcher's code, writes the results JSON
 (mean and std over seeds, hyperparameters, wall-clock) and the papers' markdown table; suites skip tasks
-without local data; the MosaicBERT protocol starts RTE from the MNLI checkpoint (MNLI from a synthetic file)."""
+without local data; the MosaicBERT protocol starts RTE from the MNLI checkpoint (MNLI from a synthetic file);
+--spread runs deals the runs to 2 accelerate CPU processes (one run each), fails naming a failed run, and runs
+everything, MNLI first, in a single process."""
 
 import importlib.util
 import json
@@ -80,3 +82,95 @@ def test_named_tasks_without_data_are_errors_not_skips(tiny_briskbert, tmp_path)
                       "--output", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="Unknown task 'glu'"):
         harness.main(["--model", str(tiny_briskbert), "--tasks", "glu", "--output", str(tmp_path / "x.json")])
+
+
+# ---- --spread runs: (task, seed) runs dealt out to the launcher's processes, one device each
+
+def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch` on 2 CPU processes (hub_configs/accelerate/cpu-2proc.yaml) running evaluate.py."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), str(REPO / "scripts" / "evaluate.py"),
+               *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_spread_runs_deals_tasks_to_two_processes(tiny_briskbert, tmp_path):
+    data = tmp_path / "data"
+    for name in ("sst2", "rte"):
+        write_task(data, name, n_train=16, n_validation=8)
+    output = tmp_path / "spread.json"
+    result = launch_two_processes("--model", str(tiny_briskbert), "--tasks", "sst2,rte", "--data-dir", str(data),
+                                  "--max-steps", "2", "--spread", "runs", "--output", str(output), *FAST)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    results = json.loads(output.read_text())
+    assert list(results["tasks"]) == ["sst2", "rte"] and results["seeds"] == [42]
+    assert results["spread"]["mode"] == "runs" and results["spread"]["processes"] == 2
+    placed = {(r["task"], r["seed"]): r["process"] for r in results["spread"]["runs"]}
+    assert placed == {("sst2", 42): 0, ("rte", 42): 1}
+    for name in ("sst2", "rte"):
+        run = tmp_path / "spread_runs" / name / "seed42"
+        scored = json.loads((run / "results.json").read_text())
+        assert scored["num_processes"] == 1 and scored["device"] == "cpu" and scored["steps"] == 2
+        assert (run / "final" / "config.json").is_file() and (run / "finetune.log").is_file()
+    assert "[process 0/2] 1 of 2 runs on CPU: sst2 seed 42" in result.stdout
+    assert "[process 1/2] 1 of 2 runs on CPU: rte seed 42" in result.stdout
+    assert not (tmp_path / "spread_runs" / ".spread").exists()  # the launch's markers are cleaned up
+
+
+def test_spread_runs_fails_the_command_naming_the_failed_run(tiny_briskbert, tmp_path):
+    data = tmp_path / "data"
+    for name in ("sst2", "rte"):
+        write_task(data, name, n_train=16, n_validation=8)
+    train = data / "glue" / "rte" / "train.jsonl"  # RTE without its second sentence: the run on process 1 fails
+    rows = [{k: v for k, v in json.loads(line).items() if k != "sentence2"} for line in train.read_text().splitlines()]
+    train.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output = tmp_path / "broken.json"
+    result = launch_two_processes("--model", str(tiny_briskbert), "--tasks", "sst2,rte", "--data-dir", str(data),
+                                  "--max-steps", "2", "--spread", "runs", "--output", str(output), *FAST)
+    log = tmp_path / "broken_runs" / "rte" / "seed42" / "finetune.log"
+    assert result.returncode != 0
+    assert f"the evaluation failed: rte seed 42 failed on process 1 (exit code 1); log: {log}" in result.stderr, \
+        (result.stdout + result.stderr)[-4000:]
+    assert "sentence2" in log.read_text() and not output.exists()
+
+
+def test_spread_runs_in_one_process_waits_for_mnli_before_rte(tiny_briskbert, tmp_path, monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = tmp_path / "data"
+    for name in ("mnli", "rte"):
+        write_task(data, name, n_train=16, n_validation=8)
+    harness = load_harness()
+    results = harness.main(["--model", str(tiny_briskbert), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
+                            "--max-steps", "2", "--spread", "runs", "--output", str(tmp_path / "one.json"), *FAST])
+    assert list(results["tasks"]) == ["mnli", "mnli_mismatched", "rte"]
+    assert results["tasks"]["rte"]["init_from"] == "mnli"
+    assert [(r["task"], r["process"]) for r in results["spread"]["runs"]] == [("mnli", 0), ("rte", 0)]
+    rte_run = json.loads((tmp_path / "one_runs" / "rte" / "seed42" / "results.json").read_text())
+    assert rte_run["model"] == str(tmp_path / "one_runs" / "mnli" / "seed42" / "final")
+
+
+def test_spread_deals_round_robin_with_waiting_runs_last_and_strips_the_launcher_env():
+    from briskbert.trainers.spread import Run, child_env, deal
+
+    def run(key, after=()):
+        return Run(key, key, [], Path(key), after)
+
+    runs = [run("mnli/seed42"), run("mnli/seed43"), run("rte/seed42", ("mnli/seed42",)),
+            run("rte/seed43", ("mnli/seed43",)), run("sst2/seed42"), run("sst2/seed43")]
+    assert deal(runs, 3) == {"mnli/seed42": 0, "mnli/seed43": 1, "sst2/seed42": 2, "sst2/seed43": 0,
+                             "rte/seed42": 1, "rte/seed43": 2}
+    assert set(deal(runs, 1).values()) == {0}
+    with pytest.raises(ValueError, match="waits on"):
+        deal([run("rte/seed42", ("mnli/seed42",))], 2)
+    launched = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "x",
+                "MASTER_PORT": "29500", "TORCHELASTIC_RUN_ID": "none", "GROUP_RANK": "0", "ROLE_RANK": "1",
+                "ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "1", "ACCELERATE_MIXED_PRECISION": "bf16",
+                "PATH": "/bin", "CUDA_VISIBLE_DEVICES": "4,5"}
+    assert child_env(launched, 1, []) == {"ACCELERATE_MIXED_PRECISION": "bf16", "PATH": "/bin",
+                                          "CUDA_VISIBLE_DEVICES": "4,5"}
+    assert child_env(launched, 1, ["4", "5"])["CUDA_VISIBLE_DEVICES"] == "5"
+    with pytest.raises(SystemExit, match="LOCAL_RANK 2 has no GPU"):
+        child_env(launched, 2, ["4", "5"])

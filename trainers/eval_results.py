@@ -10,7 +10,13 @@ results.json (read by the model-card step; keep it stable):
                         "metrics": {"accuracy": {"mean": float, "std": float, "values": [float per seed]}},
                         "seeds": [int], "hyperparameters": {...}, "train_seconds": float (all seeds),
                         "init_from": null | "mnli", "trained_as": "sst2"}},
-     "skipped": {"qqp": "why"}, "glue_average": float | null, "glue_average_tasks": [str]}
+     "skipped": {"qqp": "why"}, "glue_average": float | null, "glue_average_tasks": [str],
+     "spread": {"mode": "data_parallel" | "runs", "processes": int,
+                "runs": [{"task": "sst2", "seed": 42, "process": int, "seconds": float}] (mode "runs" only)}}
+
+`spread` (added by scripts/evaluate.py, absent from older files) says how the runs used the launcher's
+processes: each run on all of them (data_parallel), or each run on one process (runs: which, and its
+wall-clock including start-up).
 
 Metric values keep their module's scale: fractions for GLUE, SuperGLUE, NER and classification, percent for
 SQuAD (as its official script). `std` is the sample standard deviation over seeds (0.0 for one seed).
