@@ -1,12 +1,15 @@
 """The domain-variant kit: recipes load and name real tasks, stages skip when finished and redo when
-half-written, and (with ../shared/data) a tiny Tunisian variant runs from corpus to card."""
+half-written, and the tiny Tunisian, bio, legal and German variants run from corpus to card on the repo's own
+data/ samples (no ../shared needed)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 
 from briskbert.trainers.tasks import TASKS
 from briskbert.trainers.variants import STAGES, Stages, VariantRecipe
@@ -71,3 +74,49 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path):
     for stage in ("corpus", "tokenizer", "pretrain"):
         assert f"stage {stage}: finished earlier, skipped" in again.stdout
     assert "stage evaluate: running" in again.stdout and "stage card: running" in again.stdout
+
+
+# variant -> the one task its tiny run is scored on (data/ holds a sample of that task and of the recipe's corpus)
+DOMAIN_RUNS = {"bio": "ncbi_disease", "legal": "overruling", "german": "germeval2018"}
+# the card's license comes from its training data (trainers/model_card.py), not from the recipe; for bio the data
+# (CC BY 4.0 + MIT) gives apache-2.0 where the recipe says cc-by-4.0
+CARD_LICENSE = {"bio": "apache-2.0"}
+
+
+@pytest.mark.parametrize("variant,task", DOMAIN_RUNS.items(), ids=list(DOMAIN_RUNS))
+def test_tiny_domain_variant_end_to_end_from_repo_data(tmp_path, variant, task):
+    """Corpus to card on the repo's own samples (data/corpus/<domain>, data/<domain>/<task>), in a fresh process."""
+    recipe = VariantRecipe.load(REPO / "hub_configs" / "variants" / f"{variant}.yaml")
+    out = tmp_path / variant
+    command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--variant", variant, "--preset", "tiny",
+               "--output-dir", str(out), "--data-dir", str(REPO / "data"), "--tasks", task,
+               "--pretrain-args", "--max-steps", "6"]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    corpus = json.loads((out / "corpus.json").read_text())
+    assert corpus["files"] and all(f"data/{recipe.corpus[0]}/" in f for f in corpus["files"]), corpus["files"]
+    report = json.loads((out / "tokenizer" / "tokenizer_report.json").read_text())
+    assert report["vocab_size"] % 64 == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["tasks"]) == {task}
+    card = (out / "card" / "README.md").read_text()
+    assert f"license: {CARD_LICENSE.get(variant, recipe.license)}" in card
+    if "non-commercial" in recipe.license_note:
+        assert "non-commercial" in card
+    if variant == "bio":  # a tokenizer trained on biomedical text splits it into fewer pieces than BERT's
+        assert report["pieces_per_word"] <= report["general_pieces_per_word"], report
+    if variant == "german":  # cased, umlauts and eszett kept: a real sentence's words come back whole
+        tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
+        lines = (REPO / "data" / "corpus" / "german" / "ud_german_gsd_dev_test_sentences.txt").read_text("utf-8")
+        sentence = next(line for line in lines.splitlines() if re.search("[äöü]", line) and "ß" in line)
+        pieces = tokenizer.tokenize(sentence)
+        words = []
+        for piece in pieces:
+            if piece.startswith("##") and words:
+                words[-1] += piece[2:]
+            else:
+                words.append(piece)
+        assert "[UNK]" not in pieces
+        expected = re.findall(r"\w+", sentence)
+        assert [w for w in words if re.fullmatch(r"\w+", w)] == expected, (sentence, pieces)
+        assert any(re.search("[äöüß]", w) for w in expected) and any(w[0].isupper() for w in expected)
