@@ -7,11 +7,15 @@ downstream scores -> model card. Each stage stops at its artifact and is skipped
         --base-model runs/general-mini/pretrain/final --output-dir runs/bio-mini-continue ...
     ... --from-stage evaluate          # redo from a stage on (e.g. after changing the tasks)
     ... --compare-with runs/general-mini runs/bio-mini-continue   # print the scores side by side
+    ... --baseline-model runs/general-mini/pretrain/final         # also score the general model on these tasks
 
 Strategies: `scratch` trains a new tokenizer on the domain corpus and pretrains from random weights;
 `continue` extends the base model's tokenizer with the domain's most used unseen pieces and continues
 pretraining the base model (which wins depends on the budget; run both and compare). Writes <dir>/tokenizer/,
-<dir>/pretrain/, <dir>/results.json and <dir>/card/README.md.
+<dir>/pretrain/, <dir>/results.json and <dir>/card/README.md. With --baseline-model (the general BriskBERT of the
+same size and budget) the evaluate stage scores that model on the same tasks with the same settings too
+(<dir>/baseline_results.json), and <dir>/comparison.json holds both main metrics per task and both tokenizers'
+word pieces per word on the domain corpus.
 """
 
 import argparse
@@ -36,8 +40,9 @@ PRESET_PRETRAINING = {
                                        "--save-every", "100"]),
     "base": ("hub_configs/base.yaml", []),
 }
-PRESET_EVALUATION = {"tiny": ["--seeds", "1", "--max-train-samples", "200"], "mini": ["--seeds", "1"],
-                     "base": ["--seeds", "3"]}
+# tiny proves the path end to end (CI runs it per variant), so its fine-tunes are a few steps, not a score
+PRESET_EVALUATION = {"tiny": ["--seeds", "1", "--max-train-samples", "64", "--max-eval-samples", "100"],
+                     "mini": ["--seeds", "1"], "base": ["--seeds", "3"]}
 
 
 def parse_args(argv=None):
@@ -53,6 +58,11 @@ def parse_args(argv=None):
     parser.add_argument("--pretrain-args", nargs=argparse.REMAINDER, default=[],
                         help="extra scripts/pretrain.py flags, e.g. --pretrain-args --max-steps 100 (last option)")
     parser.add_argument("--compare-with", nargs="*", type=Path, default=[], help="other variant run folders")
+    parser.add_argument("--baseline-model", default=None,
+                        help="a general model (folder or hub id) scored on the same tasks for comparison; its "
+                        "tokenizer is also the one pieces/word is compared with")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="cap each task's training rows")
+    parser.add_argument("--max-eval-samples", type=int, default=None, help="cap each task's scored rows")
     args = parser.parse_args(argv)
     if args.strategy == "continue" and not args.base_model:
         parser.error("--strategy continue needs --base-model (e.g. the `general` variant's pretrain/final folder, "
@@ -99,7 +109,7 @@ def main(argv=None):
         stages.clear(tokenizer_dir)
         corpus = load_corpus(sources if len(sources) > 1 else sources[0], recipe.text_column)
         texts = [t for t in islice(corpus[recipe.text_column], 500_000) if t and t.strip()]
-        general = AutoTokenizer.from_pretrained(args.base_model or REPO / "data" / "tokenizer", trust_remote_code=True)
+        general = AutoTokenizer.from_pretrained(reference_tokenizer(args), trust_remote_code=True)
         if args.strategy == "scratch":
             tokenizer = train_wordpiece(
                 texts, recipe.vocab_size, cased=recipe.cased, strip_accents=recipe.strip_accents,
@@ -112,6 +122,7 @@ def main(argv=None):
         sample = texts[:: max(1, len(texts) // 2000)]
         report = {"strategy": args.strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
                   "pieces_per_word": pieces_per_word(tokenizer, sample),
+                  "general_tokenizer": str(reference_tokenizer(args)),
                   "general_pieces_per_word": pieces_per_word(general, sample)}
         (tokenizer_dir / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=2))
@@ -131,13 +142,22 @@ def main(argv=None):
         run(command + list(args.pretrain_args))
         stages.finish("pretrain", json.loads((pretrain_dir / "summary.json").read_text()))
 
-    results = out / "results.json"
+    results, baseline_results = out / "results.json", out / "baseline_results.json"
     if not stages.done("evaluate"):
         stages.clear(results)
-        run([sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(pretrain_dir / "final"),
-             "--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir), "--output", str(results),
-             *PRESET_EVALUATION[args.preset]])
-        stages.finish("evaluate", {"results": str(results)})
+        stages.clear(baseline_results)
+        evaluation = ["--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir),
+                      *PRESET_EVALUATION[args.preset]]
+        for flag, value in (("--max-train-samples", args.max_train_samples),
+                            ("--max-eval-samples", args.max_eval_samples)):
+            if value is not None:
+                evaluation += [flag, str(value)]
+        evaluate = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
+        run([*evaluate, "--model", str(pretrain_dir / "final"), "--output", str(results), *evaluation])
+        if args.baseline_model:  # same tasks, seeds and caps: the only difference is the model
+            run([*evaluate, "--model", str(args.baseline_model), "--output", str(baseline_results), *evaluation])
+        stages.finish("evaluate", {"results": str(results),
+                                   "baseline_results": str(baseline_results) if args.baseline_model else None})
 
     card_dir = out / "card"
     if not stages.done("card"):
@@ -145,7 +165,36 @@ def main(argv=None):
         write_card(recipe, args, pretrain_dir / "final", results, card_dir)
         stages.finish("card", {"card": str(card_dir / "README.md")})
 
+    if baseline_results.is_file():
+        write_comparison(out, baseline_results, args.baseline_model)
     compare([out, *args.compare_with])
+
+
+def reference_tokenizer(args) -> str:
+    """The tokenizer the variant's is measured against: the baseline's, else the base model's, else BERT's."""
+    return str(args.baseline_model or args.base_model or REPO / "data" / "tokenizer")
+
+
+def write_comparison(out: Path, baseline_results: Path, baseline_model: str) -> None:
+    """comparison.json + a table: the variant against the general model on the variant's own tasks."""
+    variant = json.loads((out / "results.json").read_text())["tasks"]
+    baseline = json.loads(baseline_results.read_text())["tasks"]
+    tokenizer = json.loads((out / "tokenizer" / "tokenizer_report.json").read_text())
+    rows = {}
+    for task, entry in variant.items():
+        metric = entry["main_metric"]
+        ours, theirs = entry["metrics"][metric]["mean"], baseline[task]["metrics"][metric]["mean"]
+        rows[task] = {"metric": metric, "variant": ours, "baseline": theirs, "difference": ours - theirs}
+    record = {"variant": out.name, "baseline_model": str(baseline_model), "tasks": rows,
+              "variant_wins": sum(row["difference"] > 0 for row in rows.values()), "num_tasks": len(rows),
+              "pieces_per_word": {"variant": tokenizer["pieces_per_word"],
+                                  "baseline": tokenizer["general_pieces_per_word"]}}
+    (out / "comparison.json").write_text(json.dumps(record, indent=2))
+    print(f"| task | metric | {out.name} | baseline | difference |\n|---|---|---:|---:|---:|")
+    for task, row in rows.items():
+        print(f"| {task} | {row['metric']} | {row['variant']:.4f} | {row['baseline']:.4f} | {row['difference']:+.4f} |")
+    pieces = record["pieces_per_word"]
+    print(f"word pieces per word on the domain corpus: {pieces['variant']} (variant) vs {pieces['baseline']} (baseline)")
 
 
 def pieces_per_word(tokenizer, texts: list[str]) -> float:

@@ -53,8 +53,9 @@ def test_stages_skip_finished_and_forget_from_a_stage(tmp_path):
     assert STAGES == ("corpus", "tokenizer", "pretrain", "evaluate", "card")
 
 
-def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path):
-    """On the repo's own Tunisian sample (TArC sentences, TSAC sentiment): corpus to card, then a rerun."""
+def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
+    """On the repo's own Tunisian sample (TArC sentences, TSAC sentiment): corpus to card, then a rerun that
+    redoes the evaluation with a baseline model scored beside the variant."""
     out = tmp_path / "tunisian"
     command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--variant", "tunisian", "--preset", "tiny",
                "--output-dir", str(out), "--data-dir", str(REPO / "data"), "--tasks", "tsac"]
@@ -69,11 +70,26 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path):
     # a half-written evaluation (marker gone) is redone; finished stages are skipped
     (out / "stages" / "evaluate.json").unlink()
     (out / "stages" / "card.json").unlink()
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(command + ["--baseline-model", str(tiny_briskbert)], cwd=REPO, capture_output=True,
+                           text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-4000:]
     for stage in ("corpus", "tokenizer", "pretrain"):
         assert f"stage {stage}: finished earlier, skipped" in again.stdout
     assert "stage evaluate: running" in again.stdout and "stage card: running" in again.stdout
+    # the baseline was scored on the same task with the same settings, and the comparison reads both
+    baseline = json.loads((out / "baseline_results.json").read_text())
+    assert baseline["model"] == str(tiny_briskbert) and set(baseline["tasks"]) == {"tsac"}
+    assert baseline["tasks"]["tsac"]["hyperparameters"] == results["tasks"]["tsac"]["hyperparameters"]
+    comparison = json.loads((out / "comparison.json").read_text())
+    row = comparison["tasks"]["tsac"]
+    assert row["metric"] == "accuracy"
+    assert row["variant"] == json.loads((out / "results.json").read_text())["tasks"]["tsac"]["metrics"]["accuracy"]["mean"]
+    assert row["baseline"] == baseline["tasks"]["tsac"]["metrics"]["accuracy"]["mean"]
+    assert row["difference"] == pytest.approx(row["variant"] - row["baseline"])
+    assert comparison["variant_wins"] == int(row["difference"] > 0) and comparison["num_tasks"] == 1
+    assert comparison["pieces_per_word"] == {"variant": report["pieces_per_word"],
+                                             "baseline": report["general_pieces_per_word"]}
+    assert "| tsac | accuracy |" in again.stdout
 
 
 # variant -> the one task its tiny run is scored on (data/ holds a sample of that task and of the recipe's corpus)
