@@ -166,7 +166,7 @@ def main(argv=None):
         stages.finish("card", {"card": str(card_dir / "README.md")})
 
     if baseline_results.is_file():
-        write_comparison(out, baseline_results, args.baseline_model)
+        write_comparison(out, baseline_results)
     compare([out, *args.compare_with])
 
 
@@ -175,17 +175,18 @@ def reference_tokenizer(args) -> str:
     return str(args.baseline_model or args.base_model or REPO / "data" / "tokenizer")
 
 
-def write_comparison(out: Path, baseline_results: Path, baseline_model: str) -> None:
+def write_comparison(out: Path, baseline_results: Path) -> None:
     """comparison.json + a table: the variant against the general model on the variant's own tasks."""
     variant = json.loads((out / "results.json").read_text())["tasks"]
-    baseline = json.loads(baseline_results.read_text())["tasks"]
+    baseline_record = json.loads(baseline_results.read_text())
+    baseline = baseline_record["tasks"]
     tokenizer = json.loads((out / "tokenizer" / "tokenizer_report.json").read_text())
     rows = {}
     for task, entry in variant.items():
         metric = entry["main_metric"]
         ours, theirs = entry["metrics"][metric]["mean"], baseline[task]["metrics"][metric]["mean"]
         rows[task] = {"metric": metric, "variant": ours, "baseline": theirs, "difference": ours - theirs}
-    record = {"variant": out.name, "baseline_model": str(baseline_model), "tasks": rows,
+    record = {"variant": out.name, "baseline_model": baseline_record["model"], "tasks": rows,
               "variant_wins": sum(row["difference"] > 0 for row in rows.values()), "num_tasks": len(rows),
               "pieces_per_word": {"variant": tokenizer["pieces_per_word"],
                                   "baseline": tokenizer["general_pieces_per_word"]}}

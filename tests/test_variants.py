@@ -87,6 +87,7 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
     assert row["baseline"] == baseline["tasks"]["tsac"]["metrics"]["accuracy"]["mean"]
     assert row["difference"] == pytest.approx(row["variant"] - row["baseline"])
     assert comparison["variant_wins"] == int(row["difference"] > 0) and comparison["num_tasks"] == 1
+    assert comparison["baseline_model"] == str(tiny_briskbert)
     assert comparison["pieces_per_word"] == {"variant": report["pieces_per_word"],
                                              "baseline": report["general_pieces_per_word"]}
     assert "| tsac | accuracy |" in again.stdout
