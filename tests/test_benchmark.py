@@ -1,0 +1,59 @@
+"""The speed benchmark runs end to end and its FLOP accounting is right (its timings are not asserted: speed is
+read from the benchmark's own side-by-side ratios, never from a timed test)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from briskbert.trainers.throughput import cpu_has_native_bf16, matmul_peak, segment_lengths, step_flops
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_writes_every_contender_with_a_ratio_against_bert(tmp_path):
+    output = tmp_path / "benchmark.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--preset", "tiny", "--dtypes", "fp32",
+         "--modes", "inference,train", "--backends", "sdpa,eager", "--baselines", "bert", "--num-batches", "2",
+         "--batch-size", "4", "--repeats", "1", "--threads", "1", "--no-memory", "--output", str(output)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(output.read_text())
+    rows = {(row["model"], row["mode"]): row for row in record["results"]}
+    assert set(rows) == {(m, mode) for m in ("briskbert:sdpa", "briskbert:eager", "bert")
+                         for mode in ("inference", "train")}
+    for (model, _), row in rows.items():
+        assert row["real_tokens_per_s"] > 0 and math.isfinite(row["ratio_vs_bert"])
+        assert 0 < row["mfu"] < 1.5 and row["matmul_peak_tflops"] > 0
+        if model == "bert":
+            assert row["ratio_vs_bert"] == 1.0
+    assert record["meta"]["cpu_native_bf16"] is cpu_has_native_bf16()
+    assert record["meta"]["real_tokens"] > 0 and 0 <= record["meta"]["padding_fraction"] < 1
+    assert "briskbert:sdpa" in result.stdout and "vs BERT" in result.stdout
+
+
+def test_step_flops_counts_only_real_tokens_and_each_sequence_own_attention():
+    hidden, intermediate, layers, vocab = 8, 32, 2, 64
+    lengths = torch.tensor([3, 5])
+    per_token = 8 * hidden * hidden + 6 * hidden * intermediate  # QKV + output projection, GLU in and out
+    attention = 4 * hidden * (3 * 3 + 5 * 5)  # q k^T and p v inside each sequence only
+    forward = layers * (8 * per_token + attention) + 2 * (2 * hidden * hidden + 2 * hidden * vocab)
+    assert step_flops(hidden, intermediate, layers, vocab, True, lengths, 2, train=False) == forward
+    assert step_flops(hidden, intermediate, layers, vocab, True, lengths, 2, train=True) == 3 * forward
+
+
+def test_segment_lengths_of_padded_and_packed_rows():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    assert segment_lengths({"attention_mask": mask}).tolist() == [3, 4]
+    packed = {"attention_mask": mask, "sequence_ids": torch.tensor([[0, 0, 1, 0], [0, 1, 1, 2]])}
+    assert sorted(segment_lengths(packed).tolist()) == [1, 1, 1, 2, 2]
+
+
+def test_matmul_peak_is_a_positive_rate_in_either_precision():
+    for dtype in (torch.float32, torch.bfloat16):
+        assert matmul_peak("cpu", dtype, size=64, repeats=1) > 0
