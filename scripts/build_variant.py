@@ -7,19 +7,20 @@ downstream scores -> model card. Each stage stops at its artifact and is skipped
         --base-model runs/general-mini/pretrain/final --output-dir runs/bio-mini-continue ...
     ... --from-stage evaluate          # redo from a stage on (e.g. after changing the tasks)
     ... --compare-with runs/general-mini runs/bio-mini-continue   # print the scores side by side
-    ... --baseline-model runs/general-mini/pretrain/final         # also score the general model on these tasks
+    ... --baseline-model runs/general-mini/pretrain/final         # score the general model beside it (compare)
 
 Strategies: `scratch` trains a new tokenizer on the domain corpus and pretrains from random weights;
 `continue` extends the base model's tokenizer with the domain's most used unseen pieces and continues
 pretraining the base model (which wins depends on the budget; run both and compare). Writes <dir>/tokenizer/,
 <dir>/pretrain/, <dir>/results.json and <dir>/card/README.md. With --baseline-model (the general BriskBERT of the
-same size and budget) the evaluate stage scores that model on the same tasks with the same settings too
-(<dir>/baseline_results.json), and <dir>/comparison.json holds both main metrics per task and both tokenizers'
-word pieces per word on the domain corpus.
+same size and budget) the last stage, compare, scores that model on the same tasks with the same settings
+(<dir>/baseline_results.json) and writes <dir>/comparison.json: both main metrics per task and both tokenizers'
+word pieces per word on the domain corpus. It may be added later: a rerun with --baseline-model runs only it.
 """
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from itertools import islice
@@ -59,8 +60,8 @@ def parse_args(argv=None):
                         help="extra scripts/pretrain.py flags, e.g. --pretrain-args --max-steps 100 (last option)")
     parser.add_argument("--compare-with", nargs="*", type=Path, default=[], help="other variant run folders")
     parser.add_argument("--baseline-model", default=None,
-                        help="a general model (folder or hub id) scored on the same tasks for comparison; its "
-                        "tokenizer is also the one pieces/word is compared with")
+                        help="a general model (folder or hub id) scored on the same tasks for comparison (the "
+                        "compare stage; its tokenizer's pieces/word too)")
     parser.add_argument("--max-train-samples", type=int, default=None, help="cap each task's training rows")
     parser.add_argument("--max-eval-samples", type=int, default=None, help="cap each task's scored rows")
     args = parser.parse_args(argv)
@@ -95,6 +96,8 @@ def main(argv=None):
     if args.from_stage:
         stages.reset_from(args.from_stage)
     sources = corpus_sources(recipe, args.data_dir)
+    if args.baseline_model is not None:
+        check_baseline(args.baseline_model)
 
     if not stages.done("corpus"):
         files = resolve_files(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0])
@@ -107,8 +110,7 @@ def main(argv=None):
     tokenizer_dir = out / "tokenizer"
     if not stages.done("tokenizer"):
         stages.clear(tokenizer_dir)
-        corpus = load_corpus(sources if len(sources) > 1 else sources[0], recipe.text_column)
-        texts = [t for t in islice(corpus[recipe.text_column], 500_000) if t and t.strip()]
+        texts = corpus_texts(sources, recipe)
         general = AutoTokenizer.from_pretrained(reference_tokenizer(args), trust_remote_code=True)
         if args.strategy == "scratch":
             tokenizer = train_wordpiece(
@@ -119,7 +121,7 @@ def main(argv=None):
         else:
             tokenizer, new_tokens = extend_tokenizer(general, texts, recipe.extend_tokens)
         tokenizer.save_pretrained(tokenizer_dir)
-        sample = texts[:: max(1, len(texts) // 2000)]
+        sample = pieces_sample(texts)
         report = {"strategy": args.strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
                   "pieces_per_word": pieces_per_word(tokenizer, sample),
                   "general_tokenizer": str(reference_tokenizer(args)),
@@ -142,22 +144,18 @@ def main(argv=None):
         run(command + list(args.pretrain_args))
         stages.finish("pretrain", json.loads((pretrain_dir / "summary.json").read_text()))
 
-    results, baseline_results = out / "results.json", out / "baseline_results.json"
+    results = out / "results.json"
+    evaluation = ["--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir),
+                  *PRESET_EVALUATION[args.preset]]
+    for flag, value in (("--max-train-samples", args.max_train_samples),
+                        ("--max-eval-samples", args.max_eval_samples)):
+        if value is not None:
+            evaluation += [flag, str(value)]
+    evaluate = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
     if not stages.done("evaluate"):
         stages.clear(results)
-        stages.clear(baseline_results)
-        evaluation = ["--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir),
-                      *PRESET_EVALUATION[args.preset]]
-        for flag, value in (("--max-train-samples", args.max_train_samples),
-                            ("--max-eval-samples", args.max_eval_samples)):
-            if value is not None:
-                evaluation += [flag, str(value)]
-        evaluate = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
         run([*evaluate, "--model", str(pretrain_dir / "final"), "--output", str(results), *evaluation])
-        if args.baseline_model:  # same tasks, seeds and caps: the only difference is the model
-            run([*evaluate, "--model", str(args.baseline_model), "--output", str(baseline_results), *evaluation])
-        stages.finish("evaluate", {"results": str(results),
-                                   "baseline_results": str(baseline_results) if args.baseline_model else None})
+        stages.finish("evaluate", {"results": str(results)})
 
     card_dir = out / "card"
     if not stages.done("card"):
@@ -165,18 +163,52 @@ def main(argv=None):
         write_card(recipe, args, pretrain_dir / "final", results, card_dir)
         stages.finish("card", {"card": str(card_dir / "README.md")})
 
-    if baseline_results.is_file():
-        write_comparison(out, baseline_results)
+    baseline_results, comparison = out / "baseline_results.json", out / "comparison.json"
+    if args.baseline_model is None:
+        print("== stage compare: no --baseline-model given, skipped (rerun with one to score the general model "
+              "beside this variant)", flush=True)
+    elif not stages.done("compare", baseline_model=str(args.baseline_model), evaluation=evaluation):
+        stages.clear(baseline_results)
+        stages.clear(comparison)
+        # same tasks, seeds and caps as the variant's scores: the only difference is the model
+        run([*evaluate, "--model", str(args.baseline_model), "--output", str(baseline_results), *evaluation])
+        tokenizer = AutoTokenizer.from_pretrained(str(args.baseline_model), trust_remote_code=True)
+        baseline_pieces = pieces_per_word(tokenizer, pieces_sample(corpus_texts(sources, recipe)))
+        write_comparison(out, baseline_results, baseline_pieces)
+        stages.finish("compare", {"baseline_model": str(args.baseline_model), "evaluation": evaluation})
+    if comparison.is_file():
+        print_comparison(json.loads(comparison.read_text()))
     compare([out, *args.compare_with])
 
 
+def corpus_texts(sources: list[str], recipe: VariantRecipe) -> list[str]:
+    corpus = load_corpus(sources if len(sources) > 1 else sources[0], recipe.text_column)
+    return [t for t in islice(corpus[recipe.text_column], 500_000) if t and t.strip()]
+
+
+def pieces_sample(texts: list[str]) -> list[str]:
+    """The ~2,000 texts, spread over the corpus, that every tokenizer's pieces per word is measured on."""
+    return texts[:: max(1, len(texts) // 2000)]
+
+
+def check_baseline(baseline: str) -> None:
+    """A baseline is a model folder or a hub id ("org/name"); say so before any work when it is neither (a
+    variant may also be built first and its baseline added by a later rerun, which runs only the compare stage)."""
+    if Path(baseline).is_dir() or (re.fullmatch(r"[\w.-]+(/[\w.-]+)?", baseline) and not Path(baseline).exists()):
+        return
+    raise SystemExit(f"--baseline-model {baseline} is neither a model folder nor a hub id: build the general model "
+                     f"first (build_variant.py --variant general ...) and pass its <dir>/pretrain/final, or leave the flag out now "
+                     f"and add it in a rerun, which only runs the comparison.")
+
+
 def reference_tokenizer(args) -> str:
-    """The tokenizer the variant's is measured against: the baseline's, else the base model's, else BERT's."""
-    return str(args.baseline_model or args.base_model or REPO / "data" / "tokenizer")
+    """What the new tokenizer is first measured against: the base model's (continue), else BERT's uncased one."""
+    return str(args.base_model or REPO / "data" / "tokenizer")
 
 
-def write_comparison(out: Path, baseline_results: Path) -> None:
-    """comparison.json + a table: the variant against the general model on the variant's own tasks."""
+def write_comparison(out: Path, baseline_results: Path, baseline_pieces: float) -> None:
+    """comparison.json: the variant against the general model on the variant's own tasks, and both tokenizers'
+    pieces per word on the same sample of the domain corpus."""
     variant = json.loads((out / "results.json").read_text())["tasks"]
     baseline_record = json.loads(baseline_results.read_text())
     baseline = baseline_record["tasks"]
@@ -188,11 +220,13 @@ def write_comparison(out: Path, baseline_results: Path) -> None:
         rows[task] = {"metric": metric, "variant": ours, "baseline": theirs, "difference": ours - theirs}
     record = {"variant": out.name, "baseline_model": baseline_record["model"], "tasks": rows,
               "variant_wins": sum(row["difference"] > 0 for row in rows.values()), "num_tasks": len(rows),
-              "pieces_per_word": {"variant": tokenizer["pieces_per_word"],
-                                  "baseline": tokenizer["general_pieces_per_word"]}}
+              "pieces_per_word": {"variant": tokenizer["pieces_per_word"], "baseline": baseline_pieces}}
     (out / "comparison.json").write_text(json.dumps(record, indent=2))
-    print(f"| task | metric | {out.name} | baseline | difference |\n|---|---|---:|---:|---:|")
-    for task, row in rows.items():
+
+
+def print_comparison(record: dict) -> None:
+    print(f"| task | metric | {record['variant']} | baseline | difference |\n|---|---|---:|---:|---:|")
+    for task, row in record["tasks"].items():
         print(f"| {task} | {row['metric']} | {row['variant']:.4f} | {row['baseline']:.4f} | {row['difference']:+.4f} |")
     pieces = record["pieces_per_word"]
     print(f"word pieces per word on the domain corpus: {pieces['variant']} (variant) vs {pieces['baseline']} (baseline)")

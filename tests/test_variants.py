@@ -50,47 +50,83 @@ def test_stages_skip_finished_and_forget_from_a_stage(tmp_path):
     assert not list((tmp_path / "stages").glob(".*")), "the marker is renamed into place"
     stages.reset_from("tokenizer")
     assert stages.done("corpus") and not stages.done("tokenizer")
-    assert STAGES == ("corpus", "tokenizer", "pretrain", "evaluate", "card")
+    assert STAGES == ("corpus", "tokenizer", "pretrain", "evaluate", "card", "compare")
+
+
+def test_a_stage_that_runs_again_makes_the_later_ones_run_again(tmp_path):
+    stages = Stages(tmp_path)
+    for stage in ("corpus", "tokenizer", "pretrain", "evaluate", "card"):
+        stages.finish(stage, {})
+    (tmp_path / "stages" / "evaluate.json").unlink()  # e.g. interrupted while scoring
+    assert stages.done("pretrain") and not stages.done("evaluate")
+    assert not stages.done("card"), "the card was rendered from the old scores"
+    # a stage finished with other inputs (here: another baseline model) is not finished for these
+    stages.finish("compare", {"baseline_model": "runs/general-a"})
+    assert stages.done("compare", baseline_model="runs/general-a")
+    assert not stages.done("compare", baseline_model="runs/general-b")
 
 
 def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
-    """On the repo's own Tunisian sample (TArC sentences, TSAC sentiment): corpus to card, then a rerun that
-    redoes the evaluation with a baseline model scored beside the variant."""
+    """On the repo's own Tunisian sample (TArC sentences, TSAC sentiment): corpus to card, then a rerun that adds a
+    baseline model and runs only the comparison, then one that redoes a half-written evaluation."""
     out = tmp_path / "tunisian"
     command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--variant", "tunisian", "--preset", "tiny",
                "--output-dir", str(out), "--data-dir", str(REPO / "data"), "--tasks", "tsac"]
     first = subprocess.run(command + ["--pretrain-args", "--max-steps", "6"], cwd=REPO, capture_output=True,
                            text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-4000:]
+    assert "stage compare: no --baseline-model given, skipped" in first.stdout
     report = json.loads((out / "tokenizer" / "tokenizer_report.json").read_text())
     assert report["vocab_size"] % 64 == 0 and report["pieces_per_word"] < report["general_pieces_per_word"]
     results = json.loads((out / "results.json").read_text())
     assert set(results["tasks"]) == {"tsac"}
     assert (out / "card" / "README.md").is_file()
-    # a half-written evaluation (marker gone) is redone; finished stages are skipped
-    (out / "stages" / "evaluate.json").unlink()
-    (out / "stages" / "card.json").unlink()
+    assert not (out / "comparison.json").exists()
+
+    # the baseline, added later, is scored on the same task with the same settings; nothing else runs again
     again = subprocess.run(command + ["--baseline-model", str(tiny_briskbert)], cwd=REPO, capture_output=True,
                            text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-4000:]
-    for stage in ("corpus", "tokenizer", "pretrain"):
+    for stage in ("corpus", "tokenizer", "pretrain", "evaluate", "card"):
         assert f"stage {stage}: finished earlier, skipped" in again.stdout
-    assert "stage evaluate: running" in again.stdout and "stage card: running" in again.stdout
-    # the baseline was scored on the same task with the same settings, and the comparison reads both
+    assert "stage compare: running" in again.stdout
+    assert json.loads((out / "results.json").read_text()) == results
     baseline = json.loads((out / "baseline_results.json").read_text())
     assert baseline["model"] == str(tiny_briskbert) and set(baseline["tasks"]) == {"tsac"}
     assert baseline["tasks"]["tsac"]["hyperparameters"] == results["tasks"]["tsac"]["hyperparameters"]
     comparison = json.loads((out / "comparison.json").read_text())
     row = comparison["tasks"]["tsac"]
     assert row["metric"] == "accuracy"
-    assert row["variant"] == json.loads((out / "results.json").read_text())["tasks"]["tsac"]["metrics"]["accuracy"]["mean"]
+    assert row["variant"] == results["tasks"]["tsac"]["metrics"]["accuracy"]["mean"]
     assert row["baseline"] == baseline["tasks"]["tsac"]["metrics"]["accuracy"]["mean"]
     assert row["difference"] == pytest.approx(row["variant"] - row["baseline"])
     assert comparison["variant_wins"] == int(row["difference"] > 0) and comparison["num_tasks"] == 1
     assert comparison["baseline_model"] == str(tiny_briskbert)
-    assert comparison["pieces_per_word"] == {"variant": report["pieces_per_word"],
-                                             "baseline": report["general_pieces_per_word"]}
+    # the baseline's own tokenizer, measured on the same corpus sample as the variant's
+    assert comparison["pieces_per_word"]["variant"] == report["pieces_per_word"]
+    assert comparison["pieces_per_word"]["baseline"] > report["pieces_per_word"]
     assert "| tsac | accuracy |" in again.stdout
+
+    # a half-written evaluation (marker gone) is redone, and so is everything built from it
+    (out / "stages" / "evaluate.json").unlink()
+    third = subprocess.run(command + ["--baseline-model", str(tiny_briskbert)], cwd=REPO, capture_output=True,
+                           text=True, timeout=900)
+    assert third.returncode == 0, third.stderr[-4000:]
+    assert "stage pretrain: finished earlier, skipped" in third.stdout
+    for stage in ("evaluate", "card", "compare"):
+        assert f"stage {stage}: running" in third.stdout
+
+
+def test_a_baseline_that_is_neither_a_folder_nor_a_hub_id_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "tunisian"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--variant", "tunisian", "--preset", "tiny",
+         "--output-dir", str(out), "--data-dir", str(REPO / "data"),
+         "--baseline-model", str(tmp_path / "general" / "pretrain" / "final")],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "is neither a model folder nor a hub id" in result.stderr and "leave the flag out" in result.stderr
+    assert not (out / "stages").exists()
 
 
 # variant -> the one task its tiny run is scored on (data/ holds a sample of that task and of the recipe's corpus)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("corpus", "tokenizer", "pretrain", "evaluate", "card")
+# `compare` (the general model scored on the same tasks) comes last, so adding a baseline later redoes nothing else
+STAGES = ("corpus", "tokenizer", "pretrain", "evaluate", "card", "compare")
 STRATEGIES = ("scratch", "continue")
 
 
@@ -57,9 +58,17 @@ class Stages:
         self.root = root
         self.markers = root / "stages"
 
-    def done(self, stage: str) -> bool:
-        finished = (self.markers / f"{stage}.json").is_file()
+    def done(self, stage: str, **inputs) -> bool:
+        """Whether `stage` finished earlier (with these `inputs`, when given). A stage that runs again makes
+        every later stage run again too, since they were built from its old output."""
+        marker = self.markers / f"{stage}.json"
+        finished = marker.is_file()
+        if finished and inputs:
+            record = json.loads(marker.read_text())
+            finished = all(record.get(name) == value for name, value in inputs.items())
         print(f"== stage {stage}: {'finished earlier, skipped' if finished else 'running'}", flush=True)
+        if not finished:
+            self.reset_from(stage)
         return finished
 
     def finish(self, stage: str, record: dict) -> None:
