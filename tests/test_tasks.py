@@ -4,6 +4,7 @@ names the fix; the registry matches the real development data in ../shared/data 
 
 import json
 import math
+import warnings
 
 import datasets
 import pytest
@@ -195,6 +196,18 @@ def test_label_outside_the_label_set(tmp_path):
     write_jsonl(tmp_path / "german/germeval2018/validation.jsonl", [{"text": "x", "label_coarse": "OTHER"}])
     with pytest.raises(SystemExit, match="label_coarse='OFFENSIVE', outside the label set"):
         load_task_data(TASKS["germeval2018"], tmp_path)
+
+
+def test_a_scored_split_of_one_class_is_flagged(tmp_path):
+    # as the shared TUNIZI validation file: its last rows of a file sorted by polarity, all negative
+    write_jsonl(tmp_path / "glue/sst2/train.jsonl", [{"sentence": "fine", "label": 1}, {"sentence": "bad", "label": 0}])
+    write_jsonl(tmp_path / "glue/sst2/validation.jsonl", [{"sentence": s, "label": 0} for s in ("dull", "flat")])
+    with pytest.warns(UserWarning, match="sst2: every row of .*validation.jsonl has the same label.*says nothing"):
+        load_task_data(TASKS["sst2"], tmp_path)
+    write_jsonl(tmp_path / "glue/sst2/validation.jsonl", [{"sentence": "dull", "label": 0}, {"sentence": "ok", "label": 1}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_task_data(TASKS["sst2"], tmp_path)
 
 
 def test_other_bad_data(tmp_path):

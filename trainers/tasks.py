@@ -14,6 +14,7 @@ Task kinds: `classification` (one text or a pair), `regression` (STS-B), `multip
 """
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +278,10 @@ def load_task_data(task: Task, data_dir=None, max_train_samples: int | None = No
         if limit and len(rows) > limit:
             rows = rows.shuffle(seed=sample_seed).select(range(limit)) if role == TRAIN else rows.select(range(limit))
         out[role] = check_rows(task, rows, source)
+        if role != TRAIN and task.kind == "classification" and len(set(out[role][task.label_column])) < 2:
+            warnings.warn(f"{task.name}: every row of {source} has the same label, so a model that always predicts it "
+                          f"scores perfectly and the score says nothing: score a split that holds every class (e.g. "
+                          f"re-split the data by a hash of the text).", stacklevel=2)
     return datasets.DatasetDict(out)
 
 
