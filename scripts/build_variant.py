@@ -197,8 +197,8 @@ def check_baseline(baseline: str) -> None:
     if Path(baseline).is_dir() or (re.fullmatch(r"[\w.-]+(/[\w.-]+)?", baseline) and not Path(baseline).exists()):
         return
     raise SystemExit(f"--baseline-model {baseline} is neither a model folder nor a hub id: build the general model "
-                     f"first (build_variant.py --variant general ...) and pass its <dir>/pretrain/final, or leave the flag out now "
-                     f"and add it in a rerun, which only runs the comparison.")
+                     f"first (build_variant.py --variant general ...) and pass its <dir>/pretrain/final, or leave the "
+                     f"flag out now and add it in a rerun, which only runs the comparison.")
 
 
 def reference_tokenizer(args) -> str:

@@ -204,7 +204,8 @@ def test_a_scored_split_of_one_class_is_flagged(tmp_path):
     write_jsonl(tmp_path / "glue/sst2/validation.jsonl", [{"sentence": s, "label": 0} for s in ("dull", "flat")])
     with pytest.warns(UserWarning, match="sst2: every row of .*validation.jsonl has the same label.*says nothing"):
         load_task_data(TASKS["sst2"], tmp_path)
-    write_jsonl(tmp_path / "glue/sst2/validation.jsonl", [{"sentence": "dull", "label": 0}, {"sentence": "ok", "label": 1}])
+    both = [{"sentence": "dull", "label": 0}, {"sentence": "ok", "label": 1}]
+    write_jsonl(tmp_path / "glue/sst2/validation.jsonl", both)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_task_data(TASKS["sst2"], tmp_path)
