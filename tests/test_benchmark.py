@@ -29,7 +29,7 @@ def test_benchmark_writes_every_contender_with_a_ratio_against_bert(tmp_path):
                          for mode in ("inference", "train")}
     for (model, _), row in rows.items():
         assert row["real_tokens_per_s"] > 0 and math.isfinite(row["ratio_vs_bert"])
-        assert 0 < row["mfu"] < 1.5 and row["matmul_peak_tflops"] > 0
+        assert 0 < row["mfu"] < 1 and row["matmul_peak_tflops"] > 0
         if model == "bert":
             assert row["ratio_vs_bert"] == 1.0
     assert record["meta"]["cpu_native_bf16"] is cpu_has_native_bf16()
