@@ -1,45 +1,24 @@
 """BriskBERT: a BERT-style encoder for fast, cheap pretraining, loadable anywhere through transformers.
 
-Importing this package registers every BriskBERT class with transformers' Auto classes and marks them
-so that `save_pretrained` writes the model's code beside its weights.
+Importing this package registers every BriskBERT class (`modeling.HEADS`) with transformers' Auto classes and marks
+them so that `save_pretrained` writes the model's code beside its weights.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForMultipleChoice,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
+import transformers
 
-from .modeling import (
-    PRESETS,
-    BriskBertConfig,
-    BriskBertForMaskedLM,
-    BriskBertForMultipleChoice,
-    BriskBertForQuestionAnswering,
-    BriskBertForSequenceClassification,
-    BriskBertForTokenClassification,
-    BriskBertModel,
-    BriskBertPreTrainedModel,
-)
+from . import modeling
+from .modeling import *  # noqa: F403  (the config, PRESETS, HEADS and every model class)
+from .modeling import HEADS, BriskBertConfig
+from .modeling import __all__ as _MODELING_NAMES
 
 __version__ = "0.1.0"
 
-AUTO_CLASSES = {
-    AutoModel: BriskBertModel,
-    AutoModelForMaskedLM: BriskBertForMaskedLM,
-    AutoModelForSequenceClassification: BriskBertForSequenceClassification,
-    AutoModelForTokenClassification: BriskBertForTokenClassification,
-    AutoModelForQuestionAnswering: BriskBertForQuestionAnswering,
-    AutoModelForMultipleChoice: BriskBertForMultipleChoice,
-}
+# transformers Auto class -> the BriskBERT class it builds from a BriskBertConfig
+AUTO_CLASSES = {getattr(transformers, head.auto_class): getattr(modeling, head.name) for head in HEADS}
 
 
 def _register() -> None:
-    AutoConfig.register(BriskBertConfig.model_type, BriskBertConfig, exist_ok=True)
+    transformers.AutoConfig.register(BriskBertConfig.model_type, BriskBertConfig, exist_ok=True)
     BriskBertConfig.register_for_auto_class()
     for auto_class, model_class in AUTO_CLASSES.items():
         auto_class.register(BriskBertConfig, model_class, exist_ok=True)
@@ -48,14 +27,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = [
-    "PRESETS",
-    "BriskBertConfig",
-    "BriskBertPreTrainedModel",
-    "BriskBertModel",
-    "BriskBertForMaskedLM",
-    "BriskBertForSequenceClassification",
-    "BriskBertForTokenClassification",
-    "BriskBertForQuestionAnswering",
-    "BriskBertForMultipleChoice",
-]
+__all__ = [*_MODELING_NAMES, "AUTO_CLASSES"]

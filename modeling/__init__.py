@@ -1,12 +1,9 @@
-"""The BriskBERT model: configuration, attention backends and task heads (self-contained; served on the Hub)."""
+"""The BriskBERT model: configuration, unpadding, attention backends, layers and heads (self-contained: torch and
+transformers only; it is what the Hub serves). `HEADS` lists the model classes."""
 
 from .configuration_briskbert import PRESETS, BriskBertConfig
-from .modeling_briskbert import (
-    BriskBertForMaskedLM,
-    BriskBertForMultipleChoice,
-    BriskBertForQuestionAnswering,
-    BriskBertForSequenceClassification,
-    BriskBertForTokenClassification,
-    BriskBertModel,
-    BriskBertPreTrainedModel,
-)
+from .heads import HEADS
+from .modeling_briskbert import *  # noqa: F403  (BriskBertPreTrainedModel and every class of HEADS)
+from .modeling_briskbert import __all__ as _MODEL_CLASSES
+
+__all__ = ["PRESETS", "HEADS", "BriskBertConfig", *_MODEL_CLASSES]

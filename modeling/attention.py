@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .configuration_briskbert import round_up
 from .unpadding import UnpaddedBatch
 
 
@@ -124,7 +125,7 @@ class FlexAttention:
         document = batch.sequence_index()
         padded_total = self.total
         if document.device.type == "cpu":
-            padded_total = -(-self.total // self.CPU_LENGTH_MULTIPLE) * self.CPU_LENGTH_MULTIPLE
+            padded_total = round_up(self.total, self.CPU_LENGTH_MULTIPLE)
             document = F.pad(document, (0, padded_total - self.total), value=batch.num_sequences)
 
         def same_document(b, h, q_idx, kv_idx):

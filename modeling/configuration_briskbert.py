@@ -1,9 +1,11 @@
 """BriskBertConfig: the one typed place every BriskBERT size and switch comes from.
 
-Served on the Hub beside the weights, so it imports only transformers.
+Served on the Hub beside the weights, so it imports only transformers and the heads list beside it.
 """
 
 from transformers import PreTrainedConfig
+
+from .heads import AUTO_MAP
 
 # Named sizes. `base` and `large` match BERT's shapes; the GLU width equals BERT's intermediate size
 # (MosaicBERT-base uses 3072 too), so a GLU layer costs ~1.3x the FLOPs of a BERT layer.
@@ -16,24 +18,13 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 CLASSIFIER_POOLINGS = ("cls", "mean")
-# The MosaicBERT recipe first; the alternatives exist so BERT checkpoints convert exactly (scripts/convert.py).
+# The MosaicBERT recipe first; the alternatives exist so BERT checkpoints convert exactly (briskbert-convert).
 POSITION_EMBEDDING_TYPES = ("alibi", "absolute")
 MLP_TYPES = ("glu", "mlp")
 
-# Written into every config.json so that a saved folder (or Hub repo) holding these code files loads with
-# any Auto class and trust_remote_code=True, whichever head was saved.
-AUTO_MAP = {
-    "AutoConfig": "configuration_briskbert.BriskBertConfig",
-    "AutoModel": "modeling_briskbert.BriskBertModel",
-    "AutoModelForMaskedLM": "modeling_briskbert.BriskBertForMaskedLM",
-    "AutoModelForSequenceClassification": "modeling_briskbert.BriskBertForSequenceClassification",
-    "AutoModelForTokenClassification": "modeling_briskbert.BriskBertForTokenClassification",
-    "AutoModelForQuestionAnswering": "modeling_briskbert.BriskBertForQuestionAnswering",
-    "AutoModelForMultipleChoice": "modeling_briskbert.BriskBertForMultipleChoice",
-}
-
 
 def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of `multiple` that is at least `value`."""
     return -(-value // multiple) * multiple
 
 

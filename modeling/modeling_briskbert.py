@@ -13,7 +13,11 @@ What it is made of, and why:
   picked by transformers' `attn_implementation`.
 - Vocabulary rounded up to a multiple of 64; MLM decoder tied to the embeddings and, in training,
   run only on masked positions.
-- Two config switches exist only so BERT checkpoints convert exactly (scripts/convert.py):
+- CPU-inference tunings (in-place residual add and gating, the split GLU projection) live in
+  `cpu_inference.py`; each computes what its plain expression computes.
+
+Reading order: layers (norm, embeddings, attention, feed-forward, block), the encoder, then the task heads.
+- Two config switches exist only so BERT checkpoints convert exactly (briskbert-convert):
   `position_embedding_type="absolute"` (learned positions, no ALiBi) and `mlp_type="mlp"` (BERT's
   feed-forward). They run on the same unpadded path and attention backends.
 """
@@ -26,6 +30,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.loss.loss_utils import fixed_cross_entropy
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
@@ -38,7 +43,12 @@ from transformers.modeling_outputs import (
 
 from .attention import build_attention
 from .configuration_briskbert import BriskBertConfig
+from .cpu_inference import gate, gate_and_value, residual_add
+from .heads import HEADS
 from .unpadding import UnpaddedBatch, unpad_batch
+
+
+# ---- layers: norm, embeddings, attention, feed-forward, block
 
 
 class LowPrecisionLayerNorm(nn.LayerNorm):
@@ -51,24 +61,6 @@ class LowPrecisionLayerNorm(nn.LayerNorm):
         dtype = torch.get_autocast_dtype(device)
         with torch.autocast(device_type=device, enabled=False):
             return F.layer_norm(x.to(dtype), self.normalized_shape, self.weight.to(dtype), self.bias.to(dtype), self.eps)
-
-
-def residual_add(hidden: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
-    """hidden + update. Without autograd (inference) the sum goes into `update`, a fresh activation: one
-    [total, hidden] buffer less per block, ~2.5% of a CPU forward (measured); same bits either way."""
-    return hidden + update if torch.is_grad_enabled() else update.add_(hidden)
-
-
-def is_plain_linear(module: nn.Module) -> bool:
-    """Whether calling `F.linear` on the module's weight is the same as calling the module: a bare nn.Linear
-    without bias, hooks or a patched forward. A PEFT adapter, a quantized layer or accelerate's offloading hook
-    changes what the call does, so they get the module call."""
-    return (
-        type(module) is nn.Linear
-        and module.bias is None
-        and not (module._forward_hooks or module._forward_pre_hooks)
-        and "forward" not in vars(module)
-    )
 
 
 class BriskBertEmbeddings(nn.Module):
@@ -130,15 +122,8 @@ class BriskBertGatedMLP(nn.Module):
         self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden):
-        if torch.is_grad_enabled() or hidden.device.type != "cpu" or not is_plain_linear(self.Wi):
-            gate, value = self.Wi(hidden).chunk(2, dim=-1)  # each [total, intermediate]
-        else:
-            # CPU inference: two half-width matmuls, each writing a contiguous output. One [total, 2 * intermediate]
-            # output, written in long rows, made this biggest matmul of the model ~10% slower (MKL, measured).
-            gate_weight, value_weight = self.Wi.weight.chunk(2)
-            gate, value = F.linear(hidden, gate_weight), F.linear(hidden, value_weight)
-        gated = self.act(gate)
-        gated = gated * value if torch.is_grad_enabled() else gated.mul_(value)  # in place: see residual_add
+        gate_input, value = gate_and_value(self.Wi, hidden)  # each [total, intermediate]
+        gated = gate(self.act(gate_input), value)
         return self.norm(residual_add(hidden, self.dropout(self.Wo(gated))))
 
 
@@ -166,6 +151,9 @@ class BriskBertLayer(GradientCheckpointingLayer):
     def forward(self, hidden, attention, output_attentions=False):
         hidden, probs = self.attention(hidden, attention, output_attentions)
         return self.mlp(hidden), probs
+
+
+# ---- the encoder: unpad once, run every layer on the real tokens
 
 
 @dataclass
@@ -262,6 +250,7 @@ class BriskBertModel(BriskBertPreTrainedModel):
 
     def encode(
         self,
+        *,
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
@@ -344,8 +333,9 @@ class BriskBertModel(BriskBertPreTrainedModel):
         **kwargs,
     ):
         encoded = self.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
-            output_attentions, output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
+            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         output = BaseModelOutputWithPooling(
             last_hidden_state=encoded.batch.pad(encoded.hidden),
@@ -357,6 +347,9 @@ class BriskBertModel(BriskBertPreTrainedModel):
 
 def _return_dict(config, return_dict) -> bool:
     return config.return_dict if return_dict is None else return_dict
+
+
+# ---- task heads, alike so they are easy to audit (modeling/heads.py lists them)
 
 
 class BriskBertPooler(nn.Module):
@@ -423,8 +416,9 @@ class BriskBertForMaskedLM(BriskBertPreTrainedModel):
         `num_items_in_batch` (kwarg, as the transformers Trainer passes it) normalises the loss by the masked
         tokens of a whole accumulated batch instead of this micro-batch's."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
-            output_attentions, output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
+            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         hidden = encoded.hidden
         sparse = labels is not None and self.training and self.config.sparse_prediction
@@ -471,8 +465,9 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
         """One prediction per sequence (per document when rows are packed). `config.problem_type` picks the
         loss: regression (MSE), single_label_classification (CE) or multi_label_classification (BCE)."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
-            output_attentions, output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
+            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         pooled = encoded.pool(self.config.classifier_pooling)
         logits = self.classifier(self.dropout(self.pooler(pooled)))
@@ -506,8 +501,9 @@ class BriskBertForTokenClassification(BriskBertPreTrainedModel):
         """`labels`: [batch, seq] class ids, -100 where no loss is wanted. Loss and logits are computed on
         real tokens only; `logits` comes back as [batch, seq, num_labels] with zeros at padding."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
-            output_attentions, output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
+            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(self.dropout(encoded.hidden))  # [total, num_labels]
         loss = None
@@ -541,8 +537,9 @@ class BriskBertForQuestionAnswering(BriskBertPreTrainedModel):
     ):
         """Span start/end logits [batch, seq]; padding gets the dtype's lowest value so it is never chosen."""
         encoded = self.model.encode(
-            input_ids, attention_mask, token_type_ids, sequence_ids, cu_seqlens, inputs_embeds,
-            output_attentions, output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
+            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.qa_outputs(encoded.hidden)  # [total, 2]
         logits = encoded.batch.pad(logits, fill_value=torch.finfo(logits.dtype).min)
@@ -587,22 +584,15 @@ class BriskBertForMultipleChoice(BriskBertPreTrainedModel):
             return None if x is None else x.reshape(-1, *x.shape[2:])
 
         encoded = self.model.encode(
-            flat(input_ids), flat(attention_mask), flat(token_type_ids), inputs_embeds=flat(inputs_embeds),
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            input_ids=flat(input_ids), attention_mask=flat(attention_mask), token_type_ids=flat(token_type_ids),
+            inputs_embeds=flat(inputs_embeds), output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         pooled = encoded.pool(self.config.classifier_pooling)
         logits = self.classifier(self.dropout(self.pooler(pooled))).view(-1, num_choices)
-        loss = None if labels is None else F.cross_entropy(logits.float(), labels)
+        loss = None if labels is None else fixed_cross_entropy(logits.float(), labels, **kwargs)
         output = MultipleChoiceModelOutput(loss=loss, logits=logits, **encoded.padded_extras())
         return output if _return_dict(self.config, return_dict) else output.to_tuple()
 
 
-__all__ = [
-    "BriskBertPreTrainedModel",
-    "BriskBertModel",
-    "BriskBertForMaskedLM",
-    "BriskBertForSequenceClassification",
-    "BriskBertForTokenClassification",
-    "BriskBertForQuestionAnswering",
-    "BriskBertForMultipleChoice",
-]
+__all__ = ["BriskBertPreTrainedModel", *(head.name for head in HEADS)]

@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from briskbert.trainers.fresh_process import FreshProcessError, run_without_briskbert
+from briskbert.trainers.hub.fresh_process import FreshProcessError, run_without_briskbert
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 TOKENIZER_DIR = DATA / "tokenizer"
+# the model code a saved folder carries: every module of modeling/ (the package's __init__ aside)
+MODEL_CODE_FILES = sorted(path.name for path in (REPO / "modeling").glob("*.py") if path.name != "__init__.py")
 
 
 def read_jsonl(relative_path: str, limit: int | None = None) -> list[dict]:

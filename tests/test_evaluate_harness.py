@@ -1,10 +1,9 @@
-"""scripts/evaluate.py: fine-tunes each task per seed through the launcher's code, writes the results JSON
+"""The evaluation harness (briskbert-evaluate): fine-tunes each task per seed through the launcher's code, writes the results JSON
 (mean and std over seeds, hyperparameters, wall-clock) and the papers' markdown table; suites skip tasks
 without local data; the MosaicBERT protocol starts RTE from the MNLI checkpoint (MNLI from a synthetic file);
 --spread runs deals the runs to 2 accelerate CPU processes (one run each), fails naming a failed run, and runs
 everything, MNLI first, in a single process."""
 
-import importlib.util
 import json
 import os
 import statistics
@@ -13,18 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from launchers import console_script
 from task_data import write_task
+
+from briskbert.trainers.evaluation.harness import evaluate_config, evaluate_model
 
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--", "--batch-size", "8", "--eval-batch-size", "16", "--learning-rate", "1e-3"]
 
 
-def load_harness():
-    spec = importlib.util.spec_from_file_location("scripts_evaluate", REPO / "scripts" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def harness(argv: list[str]) -> dict:
+    return evaluate_model(*evaluate_config(argv))
 
 
 def test_glue_suite_over_two_seeds_writes_json_and_table(tiny_briskbert, tmp_path):
@@ -32,7 +31,7 @@ def test_glue_suite_over_two_seeds_writes_json_and_table(tiny_briskbert, tmp_pat
     for name in ("sst2", "stsb"):
         write_task(data, name, n_train=16, n_validation=16)
     output = tmp_path / "out" / "tiny.json"
-    command = [sys.executable, str(REPO / "scripts" / "evaluate.py"), "--model", str(tiny_briskbert), "--tasks", "glue",
+    command = [console_script("briskbert-evaluate"), "--model", str(tiny_briskbert), "--tasks", "glue",
                "--data-dir", str(data), "--seeds", "2", "--max-steps", "2", "--output", str(output), *FAST]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -64,8 +63,7 @@ def test_mosaicbert_protocol_starts_rte_from_the_mnli_checkpoint(tiny_briskbert,
     data = tmp_path / "data"
     for name in ("mnli", "rte"):  # MNLI: a synthetic file of the Hub schema (none is available offline)
         write_task(data, name, n_train=16, n_validation=8)
-    harness = load_harness()
-    results = harness.main(["--model", str(tiny_briskbert), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
+    results = harness(["--model", str(tiny_briskbert), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
                             "--max-steps", "2", "--output", str(tmp_path / "protocol.json"), *FAST])
     assert list(results["tasks"]) == ["mnli", "mnli_mismatched", "rte"]
     assert results["tasks"]["rte"]["init_from"] == "mnli" and results["tasks"]["mnli"]["init_from"] is None
@@ -76,20 +74,19 @@ def test_mosaicbert_protocol_starts_rte_from_the_mnli_checkpoint(tiny_briskbert,
 
 
 def test_named_tasks_without_data_are_errors_not_skips(tiny_briskbert, tmp_path):
-    harness = load_harness()
     with pytest.raises(SystemExit, match="qnli: no train file"):
-        harness.main(["--model", str(tiny_briskbert), "--tasks", "qnli", "--data-dir", str(tmp_path),
+        harness(["--model", str(tiny_briskbert), "--tasks", "qnli", "--data-dir", str(tmp_path),
                       "--output", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="Unknown task 'glu'"):
-        harness.main(["--model", str(tiny_briskbert), "--tasks", "glu", "--output", str(tmp_path / "x.json")])
+        harness(["--model", str(tiny_briskbert), "--tasks", "glu", "--output", str(tmp_path / "x.json")])
 
 
 # ---- --spread runs: (task, seed) runs dealt out to the launcher's processes, one device each
 
 def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
-    """`accelerate launch` on 2 CPU processes (hub_configs/accelerate/cpu-2proc.yaml) running evaluate.py."""
+    """`accelerate launch` on 2 CPU processes (hub_configs/accelerate/cpu-2proc.yaml) running the harness."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), str(REPO / "scripts" / "evaluate.py"),
+               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), "-m", "briskbert.scripts.evaluate_model",
                *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -142,8 +139,7 @@ def test_spread_runs_in_one_process_waits_for_mnli_before_rte(tiny_briskbert, tm
     data = tmp_path / "data"
     for name in ("mnli", "rte"):
         write_task(data, name, n_train=16, n_validation=8)
-    harness = load_harness()
-    results = harness.main(["--model", str(tiny_briskbert), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
+    results = harness(["--model", str(tiny_briskbert), "--tasks", "rte", "--mnli-init", "--data-dir", str(data),
                             "--max-steps", "2", "--spread", "runs", "--output", str(tmp_path / "one.json"), *FAST])
     assert list(results["tasks"]) == ["mnli", "mnli_mismatched", "rte"]
     assert results["tasks"]["rte"]["init_from"] == "mnli"
@@ -153,7 +149,7 @@ def test_spread_runs_in_one_process_waits_for_mnli_before_rte(tiny_briskbert, tm
 
 
 def test_spread_deals_round_robin_with_waiting_runs_last_and_strips_the_launcher_env():
-    from briskbert.trainers.spread import Run, child_env, deal
+    from briskbert.trainers.evaluation.spread import Run, child_env, deal
 
     def run(key, after=()):
         return Run(key, key, [], Path(key), after)

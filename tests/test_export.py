@@ -1,11 +1,9 @@
-"""Export: the padded graph (trainers/export.py) equals the unpadded PyTorch model for every head, padded rows
-included; scripts/export.py writes ONNX that onnxruntime runs to the same outputs, and a torch.export program.
+"""Export: the padded graph (trainers/conversion/export.py) equals the unpadded PyTorch model for every head, padded
+rows included; briskbert-export writes ONNX that onnxruntime runs to the same outputs, and a torch.export program.
 
 Tolerance: 1e-5 absolute on hidden states and embeddings; logits (|x| up to tens) 1e-5 absolute + 1e-5 relative.
 """
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,36 +12,27 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from briskbert import (
+from briskbert import modeling
+from briskbert.modeling import (
+    HEADS,
     BriskBertConfig,
     BriskBertForMaskedLM,
     BriskBertForMultipleChoice,
-    BriskBertForQuestionAnswering,
     BriskBertForSequenceClassification,
-    BriskBertForTokenClassification,
     BriskBertModel,
 )
-from briskbert.trainers.export import INPUT_NAMES, OUTPUT_NAMES, PaddedBriskBert
+from briskbert.trainers.conversion.export import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    PaddedBriskBert,
+    export_model,
+    load_briskbert,
+    real_batch,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 ATOL = RTOL = 1e-5
-HEADS = [
-    BriskBertModel,
-    BriskBertForMaskedLM,
-    BriskBertForSequenceClassification,
-    BriskBertForTokenClassification,
-    BriskBertForQuestionAnswering,
-]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-export_script = load_script("export")
+# every head of the registry but multiple choice, whose inputs have a choices dimension (tested on its own below)
+SINGLE_SEQUENCE_HEADS = [getattr(modeling, head.name) for head in HEADS if head.name != "BriskBertForMultipleChoice"]
 
 
 def build(model_class, tokenizer, **overrides):
@@ -76,7 +65,7 @@ def batch(make_batch, sentences):
     return make_batch(sentences[:12])  # mixed lengths: most rows padded
 
 
-@pytest.mark.parametrize("model_class", HEADS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("model_class", SINGLE_SEQUENCE_HEADS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("positions", ["alibi", "absolute"])
 def test_padded_graph_equals_the_model_for_every_head(tokenizer, batch, model_class, positions):
     overrides = {"position_embedding_type": "absolute", "mlp_type": "mlp"} if positions == "absolute" else {}
@@ -123,16 +112,17 @@ def saved_models(tmp_path_factory, tokenizer):
 
 def reference_batch(tokenizer, model):
     """A batch of another size and length than the export's example, with padded rows."""
-    return export_script.real_batch(tokenizer, model, 10, 128)
+    return real_batch(tokenizer, model, 10, 128)
 
 
 @pytest.mark.parametrize("name", ["alibi-mlm", "absolute-encoder"])
-def test_onnx_export_runs_in_onnxruntime_with_the_models_outputs(saved_models, tokenizer, tmp_path, name, capsys):
+def test_onnx_export_runs_in_onnxruntime_with_the_models_outputs(saved_models, tokenizer, tmp_path, name):
     path = tmp_path / "model.onnx"
-    export_script.main(["--model", str(saved_models[name]), "--format", "onnx", "--output", str(path)])
-    assert "differ by at most" in capsys.readouterr().out
+    names, difference, _ = export_model(saved_models[name], "onnx", path)
+    assert difference < 1e-4
     onnx.checker.check_model(str(path))
-    model = export_script.load_model(saved_models[name])
+    model = load_briskbert(saved_models[name])
+    assert names == OUTPUT_NAMES[type(model).__name__]
     batch = reference_batch(tokenizer, model)
     assert batch["attention_mask"].eq(0).any()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -144,9 +134,9 @@ def test_onnx_export_runs_in_onnxruntime_with_the_models_outputs(saved_models, t
 
 def test_torch_export_program_has_the_models_outputs(saved_models, tokenizer, tmp_path):
     path = tmp_path / "model.pt2"
-    export_script.main(["--model", str(saved_models["alibi-mlm"]), "--format", "torch-export", "--output", str(path)])
+    export_model(saved_models["alibi-mlm"], "torch-export", path)
     program = torch.export.load(path)
-    model = export_script.load_model(saved_models["alibi-mlm"])
+    model = load_briskbert(saved_models["alibi-mlm"])
     batch = reference_batch(tokenizer, model)
     with torch.no_grad():
         logits = program.module()(*(batch[name] for name in INPUT_NAMES))
@@ -159,4 +149,10 @@ def test_export_refuses_a_folder_that_is_not_briskbert(tmp_path, tokenizer):
     BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=32)).save_pretrained(tmp_path)
     with pytest.raises(SystemExit, match="convert it first"):
-        export_script.main(["--model", str(tmp_path), "--format", "onnx", "--output", str(tmp_path / "x.onnx")])
+        export_model(tmp_path, "onnx", tmp_path / "x.onnx")
+
+
+def test_export_of_a_folder_without_tokenizer_says_how_to_add_one(tmp_path, tokenizer):
+    build(BriskBertForMaskedLM, tokenizer).save_pretrained(tmp_path)  # weights and code, no tokenizer files
+    with pytest.raises(SystemExit, match=r"has no tokenizer .*save_pretrained"):
+        export_model(tmp_path, "onnx", tmp_path / "x.onnx")

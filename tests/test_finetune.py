@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from task_data import write_task
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
+from transformers import BertConfig, BertForMaskedLM
 
-from briskbert.trainers.finetuning import finetune, finetune_config, load_for_task
-from briskbert.trainers.tasks import TASKS
+from briskbert.trainers.finetuning.loop import finetune, finetune_config, load_for_task
+from briskbert.trainers.evaluation.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 # fast: a few steps of small batches, scored on the first rows
@@ -83,7 +83,7 @@ def test_adapter_reload_and_merge_give_identical_logits(tiny_briskbert, tmp_path
                                                         run_fresh_python):
     from peft import PeftModel
 
-    from briskbert.trainers.adapters import add_adapter
+    from briskbert.trainers.finetuning.adapters import add_adapter
 
     task = TASKS["sst2"]
     _, model = load_for_task(str(tiny_briskbert), task)
@@ -175,11 +175,11 @@ def test_bad_flags_name_the_fix(tmp_path):
 
 
 def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, data_dir, tmp_path):
-    """`accelerate launch scripts/finetune.py` as users run it, on 2 CPU processes: NER scores gathered from both
+    """`accelerate launch -m briskbert.scripts.finetune` as users run it, on 2 CPU processes: NER scores gathered from both
     processes (batches padded across processes) equal the single-process scores of the same model."""
     single = run(tiny_briskbert, "conll2003", tmp_path / "one", data_dir, "--max-steps", "0")
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), str(REPO / "scripts" / "finetune.py"),
+               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), "-m", "briskbert.scripts.finetune",
                "--model", str(tiny_briskbert), "--task", "conll2003", "--output-dir", str(tmp_path / "two"),
                "--data-dir", str(data_dir), "--max-steps", "0", "--eval-batch-size", "5"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -192,7 +192,7 @@ def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, dat
 
 def test_length_grouped_batches_cover_every_example_once_per_epoch_with_little_padding(tiny_briskbert, data_dir,
                                                                                      tmp_path):
-    from briskbert.trainers.features import LengthGroupedBatches
+    from briskbert.trainers.evaluation.features import LengthGroupedBatches
 
     lengths = [(i * 37) % 101 + 1 for i in range(1000)]
     sampler = LengthGroupedBatches(lengths, batch_size=10, seed=3, window=5)

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import MODEL_CODE_FILES
 from torch.testing import assert_close
 from transformers import (
     AutoConfig,
@@ -290,6 +291,37 @@ def test_multiple_choice_trains(tokenizer, copa_batch):
     assert_loss_falls(train(model, lambda: model(**copa_batch).loss))
 
 
+def test_every_head_normalises_its_loss_by_num_items_in_batch(tokenizer, copa_batch, sst2_batch):
+    """Gradient accumulation (transformers' Trainer) passes the whole accumulated batch's item count: every head's
+    loss is then its summed loss over that count, multiple choice included."""
+    torch.manual_seed(0)
+    model = BriskBertForMultipleChoice(tiny_config(tokenizer)).eval()
+    with torch.no_grad():
+        logits = model(**copa_batch).logits
+        summed = F.cross_entropy(logits, copa_batch["labels"], reduction="sum")
+        loss = model(**copa_batch, num_items_in_batch=torch.tensor(32)).loss
+    assert_close(loss, summed / 32)
+    classifier = BriskBertForSequenceClassification(tiny_config(tokenizer, num_labels=2)).eval()
+    with torch.no_grad():
+        logits = classifier(**sst2_batch).logits
+        loss = classifier(**sst2_batch, num_items_in_batch=torch.tensor(32)).loss
+    assert_close(loss, F.cross_entropy(logits, sst2_batch["labels"], reduction="sum") / 32)
+
+
+def test_the_head_registry_is_the_list_of_model_classes():
+    """`HEADS` is written once: every model class of modeling_briskbert.py is in it, and auto_map, registration
+    and the exported outputs come from it."""
+    from briskbert.modeling import HEADS, modeling_briskbert
+    from briskbert.modeling.heads import AUTO_MAP
+
+    defined = {name for name, value in vars(modeling_briskbert).items() if isinstance(value, type)
+               and issubclass(value, briskbert.BriskBertPreTrainedModel) and value is not briskbert.BriskBertPreTrainedModel}
+    assert defined == {head.name for head in HEADS}
+    assert set(AUTO_MAP) == {"AutoConfig", *(head.auto_class for head in HEADS)}
+    assert {cls.__name__ for cls in briskbert.AUTO_CLASSES.values()} == defined
+    assert all(hasattr(briskbert, head.name) for head in HEADS)
+
+
 def test_multiple_choice_needs_three_dims(tokenizer, sst2_batch):
     model = BriskBertForMultipleChoice(tiny_config(tokenizer)).eval()
     with pytest.raises(ValueError, match=r"\[batch, choices, seq\]"):
@@ -425,7 +457,7 @@ AUTO_MAP_KEYS = {
     "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
 }
-CODE_FILES = ("modeling_briskbert.py", "configuration_briskbert.py", "attention.py", "unpadding.py")
+CODE_FILES = tuple(MODEL_CODE_FILES)
 
 _CHILD = """
 import json, sys

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tokenizers import normalizers
 
-from briskbert.trainers.tokenizer import ARABIC_NORMALIZERS, build_normalizer, train_wordpiece
+from briskbert.trainers.data.tokenizer import ARABIC_NORMALIZERS, build_normalizer, train_wordpiece
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

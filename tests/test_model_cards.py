@@ -11,7 +11,7 @@ import yaml
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from briskbert.trainers.model_card import find_records, render_card
+from briskbert.trainers.hub.model_card import find_records, render_card
 
 from conftest import REPO
 

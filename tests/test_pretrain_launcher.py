@@ -1,4 +1,5 @@
-"""scripts/pretrain.py end to end, in fresh processes as a user runs it: a tiny run writes checkpoints, a
+"""The pretraining launcher end to end, in fresh processes as a user runs it (`python scripts/pretrain.py` from the
+clone, and under `accelerate launch`): a tiny run writes checkpoints, a
 loadable final model, metrics and a summary; gradient accumulation and two processes reproduce the large
 single-process batch; kill -9 or SIGTERM, then --resume, reproduce the uninterrupted loss curve; bad
 configs fail with messages that name the fix."""
@@ -13,7 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from launchers import console_script
 from safetensors.torch import load_file
+
+from briskbert.trainers.config import parse_config
+from briskbert.trainers.pretraining.loop import PretrainConfig
+from briskbert.trainers.pretraining.loop import pretrain as pretrain_loop
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = str(REPO / "scripts" / "pretrain.py")
@@ -166,15 +172,10 @@ def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, reference_ru
     ("", ["--max_steps", "ten"], "invalid int value"),
 ])
 def test_bad_configs_fail_with_a_message_naming_the_field(tmp_path, capsys, recipe, argv, message):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("pretrain_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe or "preset: tiny\n")
     with pytest.raises(SystemExit) as error:
-        module.main(["--config", str(path), "--tokenizer", "data/tokenizer", *argv])
+        pretrain_loop(parse_config(PretrainConfig, ["--config", str(path), "--tokenizer", "data/tokenizer", *argv]))
     import re
 
     assert re.search(message, f"{error.value}\n{capsys.readouterr().err}"), (error.value, message)
@@ -190,9 +191,9 @@ def test_resume_without_a_checkpoint_and_a_corpus_without_the_column(tmp_path):
 
 
 def test_continued_pretraining_with_a_tokenizer_extended_beforehand(tmp_path, reference_run, data_dir):
-    """scripts/train_tokenizer.py --extend, then --init-from with that tokenizer: embeddings grow to match."""
+    """briskbert-train-tokenizer --extend, then --init-from with that tokenizer: embeddings grow to match."""
     extended = tmp_path / "tokenizer"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "train_tokenizer.py"), "--extend",
+    subprocess.run([console_script("briskbert-train-tokenizer"), "--extend",
                     str(reference_run / "final"), "--num-new-tokens", "10", "--files",
                     str(data_dir / "corpus" / "en"), "--output", str(extended)],
                    cwd=REPO, env=environment(), check=True, capture_output=True)

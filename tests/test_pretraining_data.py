@@ -10,11 +10,11 @@ from torch.testing import assert_close
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from briskbert import BriskBertConfig, BriskBertModel
-from briskbert.trainers.corpus import load_corpus, resolve_files, tokenize_and_pack
-from briskbert.trainers.masking import MLMMasking
-from briskbert.trainers.packing import block_diagonal_inputs, collate_rows, pack_documents, packing_efficiency
-from briskbert.trainers.sampling import ShardedBatchSampler
-from briskbert.trainers.tokenizer import extend_tokenizer, grow_embeddings, train_wordpiece
+from briskbert.trainers.data.corpus import load_corpus, resolve_files, tokenize_and_pack
+from briskbert.trainers.data.masking import MLMMasking
+from briskbert.trainers.data.packing import block_diagonal_inputs, collate_rows, pack_documents, packing_efficiency
+from briskbert.trainers.data.sampling import ShardedBatchSampler
+from briskbert.trainers.data.tokenizer import extend_tokenizer, grow_embeddings, train_wordpiece
 
 CORPUS = "data/corpus/en/us_inaugural_addresses.txt"
 

@@ -9,18 +9,20 @@ import pytest
 import yaml
 
 from briskbert import BriskBertConfig, BriskBertForMaskedLM, BriskBertForSequenceClassification
-from briskbert.trainers.hub import LocalHub, UploadError, plan_upload, push_folder
+from local_hub import LocalHub
 
-from conftest import REPO
+from briskbert.trainers.hub.upload import UploadError, plan_upload, push_folder
+
+from conftest import MODEL_CODE_FILES, REPO
 
 SENTINEL = "hf_SENTINELtokenNEVERshown0123456789"
-MODEL_FILES = {"config.json", "model.safetensors", "configuration_briskbert.py", "modeling_briskbert.py",
-               "attention.py", "unpadding.py", "tokenizer.json", "tokenizer_config.json", "README.md"}
+MODEL_FILES = {"config.json", "model.safetensors", *MODEL_CODE_FILES, "tokenizer.json", "tokenizer_config.json",
+               "README.md"}
 
 
 @pytest.fixture
 def run(tmp_path, tokenizer):
-    """A run folder as scripts/pretrain.py leaves it, with pickles and clutter that must not go up."""
+    """A run folder as briskbert-pretrain leaves it, with pickles and clutter that must not go up."""
     out = tmp_path / "tiny"
     model = BriskBertForMaskedLM(BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer)))
     model.save_pretrained(out / "final")

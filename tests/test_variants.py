@@ -2,7 +2,6 @@
 half-written, and the tiny Tunisian, bio, legal and German variants run from corpus to card on the repo's own
 data/ samples (no ../shared needed)."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -10,10 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from launchers import console_script
 from transformers import AutoTokenizer
 
-from briskbert.trainers.tasks import TASKS
-from briskbert.trainers.variants import STAGES, Stages, VariantRecipe
+from briskbert.trainers.evaluation.tasks import TASKS
+from briskbert.trainers.variants.build import VariantBuild, build_variant, check_baseline
+from briskbert.trainers.variants.recipe import VariantRecipe
+from briskbert.trainers.variants.stages import STAGES, Stages
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -71,7 +73,7 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
     """On the repo's own Tunisian sample (TArC sentences, TSAC sentiment): corpus to card, then a rerun that adds a
     baseline model and runs only the comparison (a redone stage redoing the later ones: the Stages test above)."""
     out = tmp_path / "tunisian"
-    command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--variant", "tunisian", "--preset", "tiny",
+    command = [console_script("briskbert-build-variant"), "--variant", "tunisian", "--preset", "tiny",
                "--output-dir", str(out), "--data-dir", str(REPO / "data"), "--tasks", "tsac"]
     first = subprocess.run(command + ["--pretrain-args", "--max-steps", "6"], cwd=REPO, capture_output=True,
                            text=True, timeout=900)
@@ -110,18 +112,14 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
 
 
 def test_a_baseline_that_is_neither_a_folder_nor_a_hub_id_is_refused_before_any_work(tmp_path):
-    spec = importlib.util.spec_from_file_location("build_variant", REPO / "scripts" / "build_variant.py")
-    build_variant = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_variant)
     out = tmp_path / "tunisian"
     missing = tmp_path / "general" / "pretrain" / "final"
     with pytest.raises(SystemExit, match="is neither a model folder nor a hub id.*leave the flag out"):
-        build_variant.main(["--variant", "tunisian", "--output-dir", str(out), "--data-dir", str(REPO / "data"),
-                            "--baseline-model", str(missing)])
+        build_variant(VariantBuild("tunisian", out, data_dir=REPO / "data", baseline_model=str(missing)))
     assert not (out / "stages").exists()
-    build_variant.check_baseline("briskbert/briskbert-general-mini")  # a hub id is taken as it is
+    check_baseline("briskbert/briskbert-general-mini")  # a hub id is taken as it is
     missing.mkdir(parents=True)
-    build_variant.check_baseline(str(missing))
+    check_baseline(str(missing))
 
 
 # variant -> the one task its tiny run is scored on (data/ holds a sample of that task and of the recipe's corpus)
@@ -136,7 +134,7 @@ def test_tiny_domain_variant_end_to_end_from_repo_data(tmp_path, variant, task):
     """Corpus to card on the repo's own samples (data/corpus/<domain>, data/<domain>/<task>), in a fresh process."""
     recipe = VariantRecipe.load(REPO / "hub_configs" / "variants" / f"{variant}.yaml")
     out = tmp_path / variant
-    command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--variant", variant, "--preset", "tiny",
+    command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--config", f"variants/{variant}", "--preset", "tiny",
                "--output-dir", str(out), "--data-dir", str(REPO / "data"), "--tasks", task,
                "--pretrain-args", "--max-steps", "6"]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)

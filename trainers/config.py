@@ -1,13 +1,14 @@
 """Typed launcher configuration: a recipe YAML of overrides, then command-line overrides, into one dataclass.
 
-    config = parse_config(QuickstartConfig)        # --config recipe.yaml --some_field value ...
+    config = parse_config(PretrainConfig, ["--config", "tiny-cpu", "--max-steps", "10"])
 
-Unknown keys (in the YAML or on the command line) and ill-typed values are errors that name the field,
-so a typo never silently falls back to a default.
+`--config` takes a YAML path or the name of a bundled recipe (resources.py). Unknown keys (in the YAML or on the
+command line) and ill-typed values are errors that name the field, so a typo never silently falls back to a default.
 """
 
 import argparse
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import TypeVar
@@ -15,17 +16,25 @@ from typing import TypeVar
 import yaml
 from transformers import HfArgumentParser
 
+from .resources import recipe_path
+
 T = TypeVar("T")
 
 
-def parse_config(config_class: type[T], argv: list[str] | None = None) -> T:
+def parse_config(config_class: type[T], argv: list[str] | None = None, defaults: dict | None = None,
+                 defaults_from: str = "the defaults") -> T:
+    """Dataclass defaults < `defaults` (a launcher's own recipe, e.g. a task's fine-tuning defaults) or, replacing
+    them, the `--config` recipe < the command line."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", type=Path, default=None)
+    pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
     parser = HfArgumentParser(config_class)
-    parser.add_argument("--config", type=Path, default=None, help="recipe YAML whose fields override the defaults")
+    parser.add_argument("--config", default=None, help="recipe YAML (or a bundled recipe's name) whose fields "
+                                                       "override the defaults")
     if known.config is not None:
-        parser.set_defaults(**load_recipe(known.config, config_class))
+        parser.set_defaults(**load_recipe(recipe_path(known.config), config_class))
+    elif defaults:
+        parser.set_defaults(**check_fields(defaults, config_class, defaults_from))
     try:
         # the extra --config argument comes back as a trailing namespace after the dataclass
         config, *_ = parser.parse_args_into_dataclasses(rest, look_for_args_file=False)
@@ -35,27 +44,67 @@ def parse_config(config_class: type[T], argv: list[str] | None = None) -> T:
 
 
 def load_recipe(path: Path, config_class: type) -> dict:
+    """The recipe's fields, checked against `config_class`: every key a field, every value of the field's type."""
     if not path.is_file():
         raise SystemExit(f"Recipe {path} does not exist: pass --config with the path of a YAML file.")
     recipe = yaml.safe_load(path.read_text()) or {}
     if not isinstance(recipe, dict):
         raise SystemExit(f"Recipe {path} must be a YAML mapping of field: value, got {type(recipe).__name__}.")
+    return check_fields(recipe, config_class, f"Recipe {path}")
+
+
+def check_fields(values: dict, config_class: type, where: str) -> dict:
     fields = {field.name for field in dataclasses.fields(config_class)}
-    unknown = sorted(set(recipe) - fields)
+    unknown = sorted(set(values) - fields)
     if unknown:
-        raise SystemExit(
-            f"Recipe {path} has unknown field(s) {unknown}; {config_class.__name__} accepts {sorted(fields)}."
-        )
-    types = typing.get_type_hints(config_class)
-    for name, value in recipe.items():
-        expected = SIMPLE_TYPES.get(types[name])
-        wrong_type = expected is not None and not isinstance(value, expected)
-        if wrong_type or (isinstance(value, bool) and types[name] is not bool):
-            raise SystemExit(
-                f"Recipe {path}: field {name!r} must be {types[name].__name__}, got {value!r}."
-            )
-    return recipe
+        raise SystemExit(f"{where} has unknown field(s) {unknown}; {config_class.__name__} accepts {sorted(fields)}.")
+    hints = typing.get_type_hints(config_class)
+    checked = {}
+    for name, value in values.items():
+        if hints[name] is float and isinstance(value, str) and _is_number(value):
+            value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string
+        if not matches(value, hints[name]):
+            raise SystemExit(f"{where}: field {name!r} must be {type_name(hints[name])}, got {value!r}.")
+        checked[name] = value
+    return checked
 
 
-# a YAML int is a fine float; a YAML bool is not an int
-SIMPLE_TYPES = {int: int, float: (int, float), str: str, bool: bool}
+def matches(value, hint) -> bool:
+    """Whether a YAML value fits a field's type hint (int, float, str, bool, X | None, list[X]); other hints are
+    left to the command-line parser."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, member) for member in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (member,) = typing.get_args(hint) or (typing.Any,)
+        return isinstance(value, list) and all(matches(item, member) for item in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # a YAML int is a fine float; a YAML bool is not a number
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def type_name(hint) -> str:
+    """`str | None` -> "str or None", `list[str]` -> "a list of str"."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(type_name(member) for member in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if typing.get_origin(hint) is list:
+        return f"a list of {' or '.join(type_name(m) for m in typing.get_args(hint)) or 'values'}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -16,7 +16,7 @@ Features are plain dicts; `collate` pads them. Keys starting with "_" are bookke
 import numpy as np
 import torch
 
-from .tasks import Task, copa_choices
+from .tasks import Task
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
 
@@ -24,14 +24,14 @@ MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_
 def build_features(task: Task, tokenizer, rows, max_length: int, doc_stride: int = 128) -> list[dict]:
     rows = list(rows)
     if task.kind in ("classification", "regression"):
-        texts, pairs = zip(*(task.inputs(row) for row in rows)) if rows else ((), ())
+        texts, pairs = zip(*(task.text_pair(row) for row in rows)) if rows else ((), ())
         pairs = None if all(p is None for p in pairs) else list(pairs)
         encoded = tokenizer(list(texts), pairs, truncation=True, max_length=max_length)
         return [{**_one(encoded, i), "labels": row[task.label_column], "_example": i} for i, row in enumerate(rows)]
     if task.kind == "multiple_choice":
         features = []
         for i, row in enumerate(rows):
-            firsts, seconds = zip(*copa_choices(row))
+            firsts, seconds = zip(*task.choices(row))
             encoded = tokenizer(list(firsts), list(seconds), truncation=True, max_length=max_length)
             features.append({**{k: list(v) for k, v in encoded.items()}, "labels": row[task.label_column],
                              "_example": i})

@@ -14,7 +14,7 @@ results.json (read by the model-card step; keep it stable):
      "spread": {"mode": "data_parallel" | "runs", "processes": int,
                 "runs": [{"task": "sst2", "seed": 42, "process": int, "seconds": float}] (mode "runs" only)}}
 
-`spread` (added by scripts/evaluate.py, absent from older files) says how the runs used the launcher's
+`spread` (added by the harness, absent from older files) says how the runs used the launcher's
 processes: each run on all of them (data_parallel), or each run on one process (runs: which, and its
 wall-clock including start-up).
 
@@ -28,15 +28,10 @@ F1 and accuracy; STS-B: Pearson and Spearman; MNLI: matched and mismatched accur
 import statistics
 from datetime import datetime, timezone
 
-from .tasks import get_task
+from .tasks import SUITES, get_task, scored_split
 
-GLUE_ORDER = ("mnli", "mnli_mismatched", "qnli", "qqp", "rte", "sst2", "mrpc", "cola", "stsb", "wnli")
-DISPLAY = {"mnli": "MNLI-m", "mnli_mismatched": "MNLI-mm", "qnli": "QNLI", "qqp": "QQP", "rte": "RTE",
-           "sst2": "SST-2", "mrpc": "MRPC", "cola": "CoLA", "stsb": "STS-B", "wnli": "WNLI", "boolq": "BoolQ",
-           "cb": "CB", "copa": "COPA", "multirc": "MultiRC", "wic": "WiC", "wsc": "WSC", "conll2003": "CoNLL-03",
-           "ncbi_disease": "NCBI-disease", "bc5cdr": "BC5CDR", "germeval2014": "GermEval14", "german_ler": "German LER",
-           "squad": "SQuAD", "pubmedqa": "PubMedQA", "unfair_tos": "unfair_tos", "overruling": "overruling",
-           "germeval2018": "GermEval18", "germeval2018_fine": "GermEval18-fine", "tsac": "TSAC", "tunizi": "TUNIZI"}
+# GLUE tasks left out of the GLUE average, as in the BERT and MosaicBERT papers
+NOT_IN_GLUE_AVERAGE = ("wnli",)
 SHORT = {"accuracy": "acc", "f1": "F1", "matthews_correlation": "MCC", "pearson": "P", "spearmanr": "S",
          "exact_match": "EM", "f1_a": "F1a", "macro_f1": "macro-F1", "micro_f1": "micro-F1", "f1_m": "F1m"}
 
@@ -82,28 +77,29 @@ def aggregate(model: str, runs: dict[str, list[dict]], seeds: list[int], skipped
 def task_score(entry: dict, name: str) -> float:
     """One number per task: the mean of its table metrics (fractions; SQuAD's percent divided by 100)."""
     task = get_task(name)
-    metrics = task.table_metrics or (task.main_metric,)
+    metrics = task.metrics_shown
     value = statistics.fmean(entry["metrics"][m]["mean"] for m in metrics)
     return value / 100 if task.percent else value
 
 
 def glue_average(tasks: dict) -> tuple[float | None, list[str]]:
-    scores, included = [], []
-    if "mnli" in tasks:  # matched and mismatched count as one task
-        parts = [task_score(tasks[n], n) for n in ("mnli", "mnli_mismatched") if n in tasks]
-        scores.append(statistics.fmean(parts))
-        included += [n for n in ("mnli", "mnli_mismatched") if n in tasks]
-    for name in ("qnli", "qqp", "rte", "sst2", "mrpc", "cola", "stsb"):
-        if name in tasks:
-            scores.append(task_score(tasks[name], name))
+    """The mean over the GLUE tasks present (registry order) of each task's score; a task scored on several splits
+    (MNLI: matched and mismatched) counts once, as the mean of its splits."""
+    per_task: dict[str, list[float]] = {}
+    included = []
+    for name in (n for n in tasks if get_task(n).name in SUITES["glue"]):
+        task_name = get_task(name).name
+        if task_name not in NOT_IN_GLUE_AVERAGE:
+            per_task.setdefault(task_name, []).append(task_score(tasks[name], name))
             included.append(name)
+    scores = [statistics.fmean(parts) for parts in per_task.values()]
     return (statistics.fmean(scores) if scores else None), included
 
 
 def _cell(entry: dict, name: str) -> str:
     task = get_task(name)
     scale = 1 if task.percent else 100
-    metrics = task.table_metrics or (task.main_metric,)
+    metrics = task.metrics_shown
     means = "/".join(f"{entry['metrics'][m]['mean'] * scale:.1f}" for m in metrics)
     if len(entry["seeds"]) < 2:
         return means
@@ -113,15 +109,15 @@ def _cell(entry: dict, name: str) -> str:
 
 def _header(name: str) -> str:
     task = get_task(name)
-    metrics = task.table_metrics or (task.main_metric,)
-    return f"{DISPLAY.get(name, name)} ({'/'.join(SHORT.get(m, m) for m in metrics)})"
+    metrics = task.metrics_shown
+    return f"{scored_split(name).display} ({'/'.join(SHORT.get(m, m) for m in metrics)})"
 
 
 def markdown_table(results: dict) -> str:
     """The papers' layout: one row for the model, a column per task (x100, mean ± std over seeds), the GLUE
     average; then every metric of every task."""
     tasks = results["tasks"]
-    order = [n for n in GLUE_ORDER if n in tasks] + [n for n in tasks if n not in GLUE_ORDER]
+    order = list(tasks)  # as run: a suite in registry order
     columns = [_header(n) for n in order]
     cells = [_cell(tasks[n], n) for n in order]
     if results["glue_average"] is not None:

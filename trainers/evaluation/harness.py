@@ -1,55 +1,42 @@
-"""Score a checkpoint on GLUE, SuperGLUE, NER, QA and domain tasks: fine-tune per task and seed, then report.
+"""The evaluation harness: fine-tune a checkpoint per task and seed, then report; what briskbert-evaluate runs.
 
-    python scripts/evaluate.py --model runs/tiny/final --tasks glue --data-dir ../shared/data --seeds 3 \\
-        --output outputs/eval/tiny.json [--max-train-samples N] [--peft lora] [--mnli-init] [-- --num-train-epochs 1]
+    config, passthrough = evaluate_config(["--model", "runs/tiny/final", "--tasks", "glue", "--data-dir", "data"])
+    results = evaluate_model(config, passthrough)
 
 --tasks takes task names and suites (glue, superglue, ner, qa, classification), comma-separated. Every run goes
-through the same fine-tuning code as scripts/finetune.py (hub_configs/tasks/<task>.yaml defaults; flags after
-`--` go to every run). With --data-dir, a suite's tasks whose files are missing there are skipped and listed.
---mnli-init follows the MosaicBERT protocol: RTE, MRPC and STS-B start from the MNLI fine-tuned checkpoint
-of the same seed.
+through the same fine-tuning code as briskbert-finetune (each task's registry defaults; flags after `--` go to every
+run). With --data-dir, a suite's tasks whose files are missing there are skipped and listed. --mnli-init follows the
+MosaicBERT protocol: RTE, MRPC and STS-B start from the MNLI fine-tuned checkpoint of the same seed.
 
-Two ways to use several processes (GPUs):
+--spread data_parallel (the default): every fine-tune runs on all N processes (DDP); tasks and seeds run one after
+the other. --spread runs: the (task, seed) runs are dealt round-robin to the N processes (torchrun works too), and
+each process runs its share one after the other as plain `python -m briskbert.scripts.finetune ...` children on its
+own device (the GPU of its LOCAL_RANK, else the CPU), logging to <run folder>/finetune.log; with --mnli-init, RTE,
+MRPC and STS-B of a seed start once that seed's MNLI run is done. Process 0 waits for every run (marker files, no
+process group held; --wait-hours bounds a wait in which no run finishes), then writes the results; a failed run
+fails the command with the run's name and log. Mechanics: spread.py.
 
-    accelerate launch --num_processes 8 scripts/evaluate.py --model X --tasks glue ...  # each run on all 8
-    accelerate launch --num_processes 8 scripts/evaluate.py --model X --tasks glue --spread runs ...  # 8 at once
-
---spread data_parallel (the default): every fine-tune runs on all N processes (DDP); tasks and seeds run one
-after the other. --spread runs: the (task, seed) runs are dealt round-robin to the N processes (torchrun works
-too), and each process runs its share one after the other as plain `python scripts/finetune.py ...` children
-on its own device (the GPU of its LOCAL_RANK, else the CPU), logging to <run folder>/finetune.log; with
---mnli-init, RTE, MRPC and STS-B of a seed start once that seed's MNLI run is done. Process 0 waits for every
-run (marker files, no process group held; --wait-hours bounds a wait in which no run finishes), then writes
-the results; a failed run fails the command with the run's name and log. Plain `python scripts/evaluate.py
---spread runs` runs them all in one process. Mechanics: trainers/spread.py.
-
-Writes the JSON (schema in trainers/eval_results.py), the markdown table next to it (.md) and each run's
-folder under <output stem>_runs/<task>/seed<k>/.
+Writes the JSON (schema in results.py), the markdown table next to it (.md) and each run's folder under
+<output stem>_runs/<task>/seed<k>/.
 """
 
+import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# This folder holds this file, evaluate.py, which Python would import in place of the `evaluate` library
-# that scores the tasks: take the folder off the import path first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from accelerate import PartialState
 
-import json  # noqa: E402
-
-from accelerate import PartialState  # noqa: E402
-
-from briskbert.trainers import spread  # noqa: E402
-
-from briskbert.trainers.config import parse_config  # noqa: E402
-from briskbert.trainers.eval_results import aggregate, markdown_table  # noqa: E402
-from briskbert.trainers.finetuning import finetune, finetune_config  # noqa: E402
-from briskbert.trainers.tasks import SUITES, expand_tasks, get_task, has_local_data  # noqa: E402
+from ..config import parse_config
+from ..finetuning.loop import finetune, finetune_config
+from . import spread
+from .results import aggregate, markdown_table
+from .tasks import SUITES, expand_tasks, get_task, has_local_data
 
 MNLI_INIT_TASKS = ("rte", "mrpc", "stsb")  # MosaicBERT (Portes et al. 2023), following RoBERTa's practice
 SPREADS = ("data_parallel", "runs")
-FINETUNE_SCRIPT = Path(__file__).resolve().parent / "finetune.py"
+FINETUNE_MODULE = "briskbert.scripts.finetune"  # each --spread runs child: a plain single-process fine-tune
 
 
 @dataclass
@@ -57,7 +44,7 @@ class EvaluateConfig:
     model: str = ""
     tasks: str = "glue"  # task names and/or suites, comma-separated
     output: str = "outputs/eval/results.json"
-    data_dir: str | None = None  # a folder laid out like ../shared/data; None: the tasks' Hub datasets
+    data_dir: str | None = None  # a folder laid out like the repo's data/; None: the tasks' Hub datasets
     seeds: int = 1  # runs per task, with seeds seed, seed+1, ...
     seed: int = 42
     max_train_samples: int = 0
@@ -86,7 +73,7 @@ def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
 
 
 def finetune_args(config: EvaluateConfig, work: Path, name: str, seed: int) -> tuple[list[str], str | None]:
-    """scripts/finetune.py's arguments for one (task, seed) run, and the task its model comes from (or None)."""
+    """briskbert-finetune's arguments for one (task, seed) run, and the task its model comes from (or None)."""
     model, init_from = config.model, None
     if config.mnli_init and name in MNLI_INIT_TASKS:
         model, init_from = str(work / "mnli" / f"seed{seed}" / "final"), "mnli"
@@ -104,7 +91,8 @@ def finetune_args(config: EvaluateConfig, work: Path, name: str, seed: int) -> t
     return args, init_from
 
 
-def main(argv=None) -> dict:
+def evaluate_config(argv: list[str] | None = None) -> tuple["EvaluateConfig", list[str]]:
+    """(the harness's config, the flags after `--` that go to every fine-tuning run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     config = parse_config(EvaluateConfig, own)
@@ -114,6 +102,12 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--seeds must be at least 1, got {config.seeds}.")
     if config.spread not in SPREADS:
         raise SystemExit(f"--spread must be one of {SPREADS}, got {config.spread!r}.")
+    return config, passthrough
+
+
+def evaluate_model(config: "EvaluateConfig", passthrough: list[str] = ()) -> dict:
+    """Fine-tune and score every (task, seed); process 0 writes the results JSON and its markdown table."""
+    passthrough = list(passthrough)
     output = Path(config.output)
     work = Path(config.work_dir) if config.work_dir else output.parent / f"{output.stem}_runs"
     names, skipped = plan(config)
@@ -127,7 +121,7 @@ def main(argv=None) -> dict:
                 if source:
                     init_from[name] = source
                 planned.append(spread.Run(f"{name}/seed{seed}", f"{name} seed {seed}",
-                                          [sys.executable, str(FINETUNE_SCRIPT), *args, *passthrough],
+                                          [sys.executable, "-m", FINETUNE_MODULE, *args, *passthrough],
                                           work / name / f"seed{seed}",
                                           after=(f"{source}/seed{seed}",) if source else ()))
         done = spread.spread_runs(planned, work / ".spread", config.wait_hours)
@@ -161,7 +155,3 @@ def main(argv=None) -> dict:
         print(table)
         print(f"results: {output} and {output.with_suffix('.md')}")
     return results
-
-
-if __name__ == "__main__":
-    main()

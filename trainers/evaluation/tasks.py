@@ -1,27 +1,42 @@
-"""The downstream task registry: what each task's data looks like, where it comes from, and how it is scored.
+"""The downstream task registry: what each task's data looks like, where it comes from, how it is shown, licensed,
+fine-tuned and scored. One task is one YAML file, hub_configs/tasks/<task>.yaml, shipped with the package.
 
     task = get_task("mrpc")
-    data = load_task_data(task, data_dir="../shared/data")   # or data_dir=None: the Hub dataset
-    data["train"], data["validation"]                          # checked rows, labels as class ids
+    data = load_task_data(task, data_dir="data")    # or data_dir=None: the Hub dataset
+    data["train"], data["validation"]                # checked rows, labels as class ids
+    task.finetune                                    # the task's fine-tuning defaults (FinetuneConfig fields)
 
 A task names its Hub dataset (`nyu-mll/glue`, `aps/super_glue`, ...) and the same schema in a local folder laid
-out like the project's development data (`<data_dir>/glue/mrpc/train.jsonl`, `validation.jsonl`, `.jsonl.gz`
-too). Rows are checked on load: a missing column, a label outside the label set or an unknown task stops
-the run with a message that names the fix.
+out like the project's `data/` (`<data_dir>/glue/mrpc/train.jsonl`, `validation.jsonl`, `.jsonl.gz` too). Rows are
+checked on load: a missing column, a label outside the label set or an unknown task stops the run with a message
+that names the fix. Adding a task is one YAML file (plus, when its input is not plain text columns, a formatter in
+`INPUT_FORMATS`) and its test.
 
 Task kinds: `classification` (one text or a pair), `regression` (STS-B), `multiple_choice` (COPA),
 `token_classification` (NER, IOB2 tags) and `question_answering` (SQuAD v1.1, extractive).
 """
 
+import dataclasses
 import json
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import yaml
 
-KINDS = ("classification", "regression", "multiple_choice", "token_classification", "question_answering")
+from briskbert.metrics import MODULES as METRIC_MODULES
+from briskbert.modeling.heads import Head, head_named
+
+from ..data.licenses import DataLicense
+from ..resources import RECIPES, package_folder
+
+# each task kind and the model class (briskbert.modeling.HEADS) that fine-tunes it
+KIND_HEADS = {"classification": "BriskBertForSequenceClassification", "regression": "BriskBertForSequenceClassification",
+              "multiple_choice": "BriskBertForMultipleChoice", "token_classification": "BriskBertForTokenClassification",
+              "question_answering": "BriskBertForQuestionAnswering"}
+KINDS = tuple(KIND_HEADS)
+SUITE_ORDER = ("glue", "superglue", "ner", "qa", "classification")  # the registry's order: suite, then name
 TRAIN, VALIDATION = "train", "validation"
 
 
@@ -29,9 +44,10 @@ TRAIN, VALIDATION = "train", "validation"
 class EvalSplit:
     """One scored split. Its `name` is the task's name in results (MNLI has two: matched and mismatched)."""
 
-    name: str
+    name: str = "__task__"
     hub_split: str = "validation"
     file: str = "validation"  # <data_dir>/<local_dir>/<file>.jsonl
+    display: str | None = None  # the results table's column name (default: the task's)
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class Task:
     hub_config: str | None
     local_dir: str  # relative to --data-dir
     columns: tuple[str, ...]  # input columns every row must have (label column not included)
+    display: str = ""  # the name papers and results tables use ("SST-2"); default: `name`
     label_column: str = "label"
     labels: tuple[str, ...] = ()  # class names: class id i is labels[i]; empty for regression and QA
     metric: str = "glue"  # a module of briskbert.metrics
@@ -50,29 +67,45 @@ class Task:
     table_metrics: tuple[str, ...] = ()  # shown in the results table (default: the main metric)
     suites: tuple[str, ...] = ()
     hub_train_split: str = "train"
-    eval_splits: tuple[EvalSplit, ...] = (EvalSplit("__task__"),)
+    eval_splits: tuple[EvalSplit, ...] = (EvalSplit(),)
     hub_columns: dict = field(default_factory=dict)  # Hub column -> our column, where the Hub names differ
     hub_labels: tuple[str, ...] | None = None  # names of the Hub's integer labels, where its order differs
-    text: Callable[[dict], tuple] | None = None  # row -> (text, pair or None); default: the columns in order
+    inputs: str | None = None  # a formatter of INPUT_FORMATS for rows that are not plain text columns
     percent: bool = False  # metrics already in percent (SQuAD's official script), not fractions
+    license: DataLicense | None = None  # of the task's data; a model card's license follows it
+    finetune: dict = field(default_factory=dict)  # fine-tuning defaults: FinetuneConfig fields
 
     @property
     def num_labels(self) -> int:
         return 1 if self.kind == "regression" else len(self.labels)
 
     @property
-    def splits(self) -> tuple[EvalSplit, ...]:
-        return tuple(EvalSplit(self.name, s.hub_split, s.file) if s.name == "__task__" else s for s in self.eval_splits)
+    def head(self) -> Head:
+        """The model class this task fine-tunes; its `auto_class` loads any transformers encoder with that head."""
+        return head_named(KIND_HEADS[self.kind])
 
-    def inputs(self, row: dict) -> tuple:
+    @property
+    def splits(self) -> tuple[EvalSplit, ...]:
+        return tuple(dataclasses.replace(s, name=self.name, display=s.display or self.display)
+                     if s.name == "__task__" else s for s in self.eval_splits)
+
+    @property
+    def metrics_shown(self) -> tuple[str, ...]:
+        return self.table_metrics or (self.main_metric,)
+
+    def text_pair(self, row: dict) -> tuple:
         """(first text, second text or None) for classification and regression rows."""
-        if self.text is not None:
-            return self.text(row)
+        if self.inputs is not None:
+            return INPUT_FORMATS[self.inputs](row)
         texts = [row[column] for column in self.columns]
         return texts[0], texts[1] if len(texts) > 1 else None
 
+    def choices(self, row: dict) -> list[tuple]:
+        """One (text, pair) per choice, for multiple-choice rows."""
+        return INPUT_FORMATS[self.inputs](row)
 
-# ---- how the few tasks whose input is not plain text columns are put into words
+
+# ---- how the tasks whose input is not plain text columns are put into words
 
 
 def _mark(text: str, start: int, end: int) -> str:
@@ -108,111 +141,54 @@ def copa_choices(row: dict) -> list[tuple]:
     return [(premise, f"{connective} {row[c][0].lower()}{row[c][1:]}") for c in ("choice1", "choice2")]
 
 
-# ---- the registry
-
-GLUE = "nyu-mll/glue"
-SUPER_GLUE = "aps/super_glue"
-PAIR = ("sentence1", "sentence2")
-NLI3 = ("entailment", "neutral", "contradiction")
-NLI2 = ("entailment", "not_entailment")
-YES_NO = ("False", "True")
-CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
-GERMEVAL14_TAGS = ("O",) + tuple(f"{p}-{t}{s}" for t in ("LOC", "ORG", "OTH", "PER") for s in ("", "deriv", "part")
-                                  for p in ("B", "I"))
-LER_TYPES = ("AN", "EUN", "GRT", "GS", "INN", "LD", "LDS", "LIT", "MRK", "ORG", "PER", "RR", "RS", "ST", "STR", "UN",
-             "VO", "VS", "VT")
-LER_TAGS = ("O",) + tuple(f"{p}-{t}" for t in LER_TYPES for p in ("B", "I"))
-UNFAIR_TOS = ("Other", "Arbitration", "Unilateral change", "Content removal", "Jurisdiction", "Choice of law",
-              "Limitation of liability", "Unilateral termination", "Contract by using")
+INPUT_FORMATS = {"wic": wic_text, "wsc": wsc_text, "multirc": multirc_text, "pubmedqa": pubmedqa_text,
+                 "copa": copa_choices}
 
 
-def _glue(name, columns, labels, metrics=("accuracy",), **kwargs) -> Task:
-    return Task(name, kwargs.pop("kind", "classification"), GLUE, name, f"glue/{name}", columns, labels=labels,
-                metric="glue", metric_config=name, main_metric=metrics[0], table_metrics=metrics,
-                suites=kwargs.pop("suites", ("glue",)), **kwargs)
+# ---- the registry: hub_configs/tasks/*.yaml
 
 
-def _super_glue(name, columns, labels, metrics=("accuracy",), config=None, **kwargs) -> Task:
-    config = config or name
-    return Task(name, kwargs.pop("kind", "classification"), SUPER_GLUE, config, f"superglue/{config}", columns,
-                labels=labels, metric="super_glue", metric_config=config, main_metric=metrics[0],
-                table_metrics=metrics, suites=("superglue",), **kwargs)
+def task_from_file(path: Path) -> Task:
+    """A Task from its YAML file (the task's name is the file's); unknown keys and values are errors naming the file."""
+    values = yaml.safe_load(path.read_text()) or {}
+    names = {f.name for f in dataclasses.fields(Task)} - {"name"}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"Task file {path} has unknown key(s) {unknown}; a task file sets {sorted(names)}.")
+    for listed in ("columns", "labels", "table_metrics", "suites", "hub_labels"):
+        if values.get(listed) is not None:
+            values[listed] = tuple(values[listed])
+    if "eval_splits" in values:
+        values["eval_splits"] = tuple(EvalSplit(**split) for split in values["eval_splits"])
+    if values.get("license") is not None:
+        license_fields = dict(values["license"])
+        values["license"] = DataLicense(license_fields.pop("name"), **license_fields)
+    task = Task(name=path.stem, **values)
+    problems = [f"kind {task.kind!r} is not one of {KINDS}"] if task.kind not in KINDS else []
+    if task.metric not in METRIC_MODULES:
+        problems.append(f"metric {task.metric!r} is not one of briskbert.metrics' {METRIC_MODULES}")
+    if task.inputs is not None and task.inputs not in INPUT_FORMATS:
+        problems.append(f"inputs {task.inputs!r} is not one of {sorted(INPUT_FORMATS)}")
+    if task.kind == "multiple_choice" and task.inputs is None:
+        problems.append("a multiple_choice task needs `inputs` (the formatter that builds its choices)")
+    if not set(task.suites) <= set(SUITE_ORDER):
+        problems.append(f"suites {list(task.suites)} must be among {SUITE_ORDER}")
+    if problems:
+        raise ValueError(f"Task file {path}: " + "; ".join(problems) + ".")
+    if not task.display:
+        task = dataclasses.replace(task, display=task.name)
+    return task
 
 
-def _ner(name, hub_id, hub_config, local_dir, tags, **kwargs) -> Task:
-    return Task(name, "token_classification", hub_id, hub_config, local_dir, ("tokens",), label_column="ner_tags",
-                labels=tags, metric="seqeval_ner", main_metric="f1", table_metrics=("f1",), suites=("ner",), **kwargs)
+def load_registry(folder: Path) -> dict[str, Task]:
+    tasks = [task_from_file(path) for path in folder.glob("*.yaml")]
+    rank = {suite: i for i, suite in enumerate(SUITE_ORDER)}
+    tasks.sort(key=lambda task: (min((rank[s] for s in task.suites), default=len(rank)), task.name))
+    return {task.name: task for task in tasks}
 
 
-def _classification(name, hub_id, hub_config, local_dir, labels, main="accuracy", **kwargs) -> Task:
-    kwargs.setdefault("columns", ("text",))
-    config = "binary" if len(labels) == 2 else "multiclass"
-    return Task(name, "classification", hub_id, hub_config, local_dir, labels=labels, metric="classification",
-                metric_config=config, main_metric=main, table_metrics=(main,), suites=("classification",), **kwargs)
-
-
-TASKS: dict[str, Task] = {task.name: task for task in (
-    # GLUE (Wang et al. 2019): the official metric of each task
-    _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",)),
-    _glue("sst2", ("sentence",), ("negative", "positive")),
-    _glue("mrpc", PAIR, ("not_equivalent", "equivalent"), ("f1", "accuracy")),
-    _glue("stsb", PAIR, (), ("pearson", "spearmanr"), kind="regression"),
-    _glue("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), ("f1", "accuracy")),
-    _glue("mnli", ("premise", "hypothesis"), NLI3, eval_splits=(
-        EvalSplit("mnli", "validation_matched", "validation_matched"),
-        EvalSplit("mnli_mismatched", "validation_mismatched", "validation_mismatched"))),
-    _glue("qnli", ("question", "sentence"), NLI2),
-    _glue("rte", PAIR, NLI2, suites=("glue", "superglue")),  # SuperGLUE's RTE is GLUE's RTE data
-    _glue("wnli", PAIR, ("not_entailment", "entailment")),
-    # SuperGLUE (Wang et al. 2019), ReCoRD excluded
-    _super_glue("boolq", ("question", "passage"), YES_NO),
-    _super_glue("cb", ("premise", "hypothesis"), ("entailment", "contradiction", "neutral"), ("accuracy", "f1")),
-    _super_glue("copa", ("premise", "choice1", "choice2", "question"), ("choice1", "choice2"),
-                kind="multiple_choice"),
-    _super_glue("multirc", ("paragraph", "question", "answer", "idx"), YES_NO, ("f1_a", "exact_match"),
-                text=multirc_text),
-    _super_glue("wic", ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"), YES_NO,
-                text=wic_text),
-    _super_glue("wsc", ("text", "span1_index", "span2_index", "span1_text", "span2_text"), YES_NO,
-                config="wsc.fixed", text=wsc_text),
-    # named-entity recognition: entity-level F1 (seqeval)
-    _ner("conll2003", "eriktks/conll2003", None, "conll2003", CONLL_TAGS),
-    _ner("ncbi_disease", "ncbi/ncbi_disease", None, "biomedical/ncbi_disease", ("O", "B-Disease", "I-Disease")),
-    _ner("bc5cdr", "tner/bc5cdr", None, "biomedical/bc5cdr", ("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"),
-         hub_columns={"tags": "ner_tags"}, hub_labels=("O", "B-Chemical", "B-Disease", "I-Disease", "I-Chemical")),
-    _ner("germeval2014", "GermanEval/germeval_14", None, "german/germeval2014_ner", GERMEVAL14_TAGS),
-    _ner("german_ler", "elenanereiss/german-ler", None, "legal/german_ler", LER_TAGS),
-    # extractive question answering
-    Task("squad", "question_answering", "rajpurkar/squad", "plain_text", "squad", ("id", "context", "question"),
-         label_column="answers", metric="squad", main_metric="f1", table_metrics=("exact_match", "f1"),
-         suites=("qa",), percent=True),
-    # domain classification
-    _classification("pubmedqa", "qiaojin/PubMedQA", "pqa_labeled", "biomedical/pubmedqa", ("yes", "no", "maybe"),
-                    columns=("question", "context"), label_column="final_decision", text=pubmedqa_text,
-                    hub_train_split="train[:90%]", eval_splits=(EvalSplit("__task__", "train[90%:]"),)),
-    _classification("unfair_tos", "nguha/legalbench", "unfair_tos", "legal/unfair_tos", UNFAIR_TOS, main="macro_f1",
-                    hub_columns={"answer": "label"}, hub_train_split="test[:90%]",
-                    eval_splits=(EvalSplit("__task__", "test[90%:]"),)),
-    _classification("overruling", "nguha/legalbench", "overruling", "legal/overruling", ("No", "Yes"), main="f1",
-                    hub_columns={"answer": "label"}, hub_train_split="test[:90%]",
-                    eval_splits=(EvalSplit("__task__", "test[90%:]"),)),
-    _classification("germeval2018", "jfrei/GermEval18", None, "german/germeval2018", ("OTHER", "OFFENSE"),
-                    main="macro_f1", label_column="label_coarse", hub_columns={"coarse": "label_coarse"},
-                    hub_train_split="train[:4509]", eval_splits=(EvalSplit("__task__", "train[4509:]"),)),
-    _classification("germeval2018_fine", "jfrei/GermEval18", None, "german/germeval2018",
-                    ("OTHER", "ABUSE", "INSULT", "PROFANITY"), main="macro_f1", label_column="label_fine",
-                    hub_columns={"fine": "label_fine"}, hub_train_split="train[:4509]",
-                    eval_splits=(EvalSplit("__task__", "train[4509:]"),)),
-    _classification("tsac", "tunis-ai/tsac", None, "tunisian/tsac", ("negative", "positive"),
-                    hub_columns={"sentence": "text"}, hub_train_split="train[:90%]",
-                    eval_splits=(EvalSplit("__task__", "train[90%:]"),)),
-    _classification("tunizi", "chaymafourati/tunizi", None, "tunisian/tunizi", ("negative", "positive"),
-                    hub_columns={"sentence": "text", "target": "label"}, hub_labels=("positive", "negative"),
-                    hub_train_split="train[:90%]", eval_splits=(EvalSplit("__task__", "train[90%:]"),)),
-)}
-
-SUITES = {suite: tuple(name for name, task in TASKS.items() if suite in task.suites)
-          for suite in ("glue", "superglue", "ner", "qa", "classification")}
+TASKS: dict[str, Task] = load_registry(package_folder(RECIPES) / "tasks")
+SUITES = {suite: tuple(name for name, task in TASKS.items() if suite in task.suites) for suite in SUITE_ORDER}
 # results names that are scored by another task's run (MNLI-mm comes from the MNLI fine-tune)
 ALIASES = {split.name: task.name for task in TASKS.values() for split in task.splits if split.name != task.name}
 
@@ -222,6 +198,11 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise SystemExit(f"Unknown task {name!r}. Known tasks: {', '.join(TASKS)}; suites: {', '.join(SUITES)}.")
     return TASKS[name]
+
+
+def scored_split(name: str) -> EvalSplit:
+    """The scored split a results name stands for ("mnli_mismatched" -> MNLI's mismatched split)."""
+    return next(split for split in get_task(name).splits if split.name == name)
 
 
 def expand_tasks(spec: str) -> list[str]:
@@ -268,8 +249,8 @@ def load_task_data(task: Task, data_dir=None, max_train_samples: int | None = No
             if path is None:
                 raise SystemExit(
                     f"{task.name}: no {stem} file in {Path(data_dir) / task.local_dir} (looked for {stem}.jsonl, "
-                    f"{stem}.jsonl.gz): lay the folder out like ../shared/data, or drop --data-dir to use the Hub "
-                    f"dataset {task.hub_id}.")
+                    f"{stem}.jsonl.gz): lay the folder out like the repo's data/ (<data_dir>/{task.local_dir}/"
+                    f"train.jsonl, validation.jsonl), or drop --data-dir to use the Hub dataset {task.hub_id}.")
             rows, source = datasets.load_dataset("json", data_files={role: str(path)}, split=role), str(path)
         else:
             rows = datasets.load_dataset(task.hub_id, task.hub_config, split=hub_split)
@@ -299,7 +280,7 @@ def _from_hub_schema(task: Task, rows: datasets.Dataset) -> datasets.Dataset:
 
 
 def _check_labels_file(task: Task, folder: Path) -> None:
-    """A local labels.json (as in ../shared/data) must name the registry's labels, in the same order."""
+    """A local labels.json (as in data/conll2003) must name the registry's labels, in the same order."""
     path = folder / "labels.json"
     if not path.is_file() or not task.labels:
         return

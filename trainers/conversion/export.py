@@ -1,4 +1,7 @@
-"""A BriskBERT model as one static graph, for ONNX (`torch.onnx.export`) and `torch.export` (used by scripts/export.py).
+"""A BriskBERT model as one static graph, for ONNX (`torch.onnx.export`) and `torch.export`; what briskbert-export runs.
+
+    names, difference, shape = export_model("my-briskbert", "onnx", "my-briskbert.onnx")
+
 
 The model itself removes padding first, which needs data-dependent shapes (`nonzero`, the sequence lengths as
 Python ints to group them): exporters cannot trace that into a graph valid for every input. `PaddedBriskBert`
@@ -11,22 +14,26 @@ the model's outputs. Attention is `scaled_dot_product_attention`, which both exp
 no compiled kernel). Learned positions count from each row's first real token, as the unpadded model's do.
 """
 
+import json
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AutoConfig, AutoTokenizer
 
+from briskbert import modeling
+from briskbert.modeling import HEADS
 from briskbert.modeling.attention import alibi_bias, alibi_slopes
 
+from ..resources import data_path
+
 # what each head returns, in order (the ONNX output names)
-OUTPUT_NAMES = {
-    "BriskBertModel": ("last_hidden_state", "pooler_output"),
-    "BriskBertForMaskedLM": ("logits",),
-    "BriskBertForSequenceClassification": ("logits",),
-    "BriskBertForTokenClassification": ("logits",),
-    "BriskBertForQuestionAnswering": ("start_logits", "end_logits"),
-    "BriskBertForMultipleChoice": ("logits",),
-}
+OUTPUT_NAMES = {head.name: head.outputs for head in HEADS}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+FORMATS = ("onnx", "torch-export")
+CHECK_SENTENCES = "data/glue/sst2/validation.jsonl"  # real sentences of mixed length (bundled with the package)
 
 
 class PaddedAttention:
@@ -134,3 +141,70 @@ def export_onnx(model: nn.Module, example: dict, path) -> tuple[str, ...]:
         dynamic_shapes=tuple(dynamic_shapes(wrapper.kind).values()), dynamo=True, external_data=False,
     )
     return wrapper.output_names
+
+
+# ---- a saved folder in, an exported file out, checked against PyTorch
+
+
+def export_model(folder, export_format: str, output, max_length: int = 128) -> tuple[tuple[str, ...], float, tuple]:
+    """Export the BriskBERT in `folder` and run the exported graph beside the PyTorch model on real SST-2 sentences
+    of mixed length (another batch size and length than the traced example); returns (output names, their max abs
+    difference, the checked input shape)."""
+    if export_format not in FORMATS:
+        raise SystemExit(f"export: --format must be one of {FORMATS}, got {export_format!r}.")
+    folder, output = Path(folder), Path(output)
+    model = load_briskbert(folder)
+    tokenizer = load_tokenizer(folder)
+    example = real_batch(tokenizer, model, 4, max_length)  # traced once; the shapes stay free
+    check = real_batch(tokenizer, model, 16, max_length)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if export_format == "onnx":
+        import onnxruntime
+
+        names = export_onnx(model, example, output)
+        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        inputs = {key: value.numpy() for key, value in check.items()}
+        exported = [torch.from_numpy(np.asarray(x)) for x in session.run(list(names), inputs)]
+    else:
+        torch.export.save(export_program(model, example), output)
+        names = OUTPUT_NAMES[type(model).__name__]
+        with torch.no_grad():
+            exported = list(torch.export.load(output).module()(*check.values()))
+    with torch.no_grad():
+        out = model(**check)
+    expected = [getattr(out, name) for name in names]
+    difference = max((a - e).abs().max().item() for a, e in zip(exported, expected))
+    return names, difference, tuple(check["input_ids"].shape)
+
+
+def load_briskbert(folder: Path) -> nn.Module:
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    if config.model_type != "briskbert":
+        raise SystemExit(f"export: {folder} holds a {config.model_type!r} model; convert it first with briskbert-convert.")
+    architecture = (config.architectures or ["BriskBertModel"])[0]
+    if architecture not in OUTPUT_NAMES:
+        raise SystemExit(f"export: {folder} names architecture {architecture!r}, which is not a BriskBERT class "
+                         f"({', '.join(OUTPUT_NAMES)}).")
+    return getattr(modeling, architecture).from_pretrained(folder, attn_implementation="sdpa").eval()
+
+
+def load_tokenizer(folder: Path):
+    """The folder's tokenizer; a folder saved without one is refused with the fix, not transformers' guess that a
+    tokenizer library is missing."""
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+    if not any((folder / name).is_file() for name in tokenizer_files):
+        raise SystemExit(f"export: {folder} has no tokenizer (none of {', '.join(tokenizer_files)}); the check runs the "
+                         f"exported graph on real sentences. Save the tokenizer the model was trained with into it: "
+                         f"AutoTokenizer.from_pretrained(<its tokenizer>).save_pretrained({str(folder)!r}).")
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+
+
+def real_batch(tokenizer, model, count: int, max_length: int) -> dict:
+    """Real SST-2 sentences of mixed length, padded; [batch, 2 choices, seq] for multiple choice."""
+    with open(data_path(CHECK_SENTENCES), encoding="utf-8") as handle:
+        sentences = [json.loads(line)["sentence"] for _, line in zip(range(count), handle)]
+    batch = dict(tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+    batch.setdefault("token_type_ids", torch.zeros_like(batch["input_ids"]))
+    if type(model).__name__ == "BriskBertForMultipleChoice":
+        batch = {k: v.view(count // 2, 2, -1) for k, v in batch.items()}
+    return {name: batch[name] for name in INPUT_NAMES}

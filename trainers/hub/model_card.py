@@ -5,10 +5,11 @@
 
 A card reads: config.json (the architecture), the pretraining run's summary.json and config.json (recipe,
 budget, training data), the fine-tuning run's results.json, the evaluation harness's results JSON
-(scripts/evaluate.py) and length_extrapolation.json (scripts/length_extrapolation.py). Whatever is missing is
-left out of the card with a warning. The license follows the training data (DATA_LICENSES): non-commercial
-data gives a non-commercial card. One template per kind of artifact lives in model_cards/: `base`
-(pretrained from scratch), `domain` (continued pretraining), `finetuned` (a task head) and `adapter` (PEFT).
+(briskbert-evaluate) and length_extrapolation.json (scripts/length_extrapolation.py). Whatever is missing is
+left out of the card with a warning. The license follows the training data (trainers/data/licenses.py for corpora,
+each task's registry entry for fine-tuning data): non-commercial data gives a non-commercial card. One template per
+kind of artifact lives in model_cards/: `base` (pretrained from scratch), `domain` (continued pretraining),
+`finetuned` (a task head) and `adapter` (PEFT).
 """
 
 import json
@@ -20,79 +21,18 @@ from pathlib import Path
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-REPO = Path(__file__).resolve().parent.parent
-TEMPLATES = REPO / "model_cards"
-KINDS = ("base", "domain", "finetuned", "adapter")
+from briskbert.modeling.heads import head_for_architecture, head_named
 
-# architectures[0] suffix -> (Hub pipeline tag, model-index task type, Auto class)
-HEADS = {
-    "ForMaskedLM": ("fill-mask", "fill-mask", "AutoModelForMaskedLM"),
-    "ForSequenceClassification": ("text-classification", "text-classification", "AutoModelForSequenceClassification"),
-    "ForTokenClassification": ("token-classification", "token-classification", "AutoModelForTokenClassification"),
-    "ForQuestionAnswering": ("question-answering", "question-answering", "AutoModelForQuestionAnswering"),
-    "ForMultipleChoice": (None, "multiple-choice", "AutoModelForMultipleChoice"),
-    "Model": ("feature-extraction", "feature-extraction", "AutoModel"),
-}
-# the evaluation harness's task kinds -> model-index task type
-TASK_TYPES = {"classification": "text-classification", "regression": "text-classification",
-              "token_classification": "token-classification", "question_answering": "question-answering",
-              "multiple_choice": "multiple-choice"}
+from ..data.licenses import DATA_LICENSES, DataLicense
+from ..evaluation.tasks import KIND_HEADS, get_task
+from ..resources import data_path, templates_folder
+
+KINDS = ("base", "domain", "finetuned", "adapter")
 # PEFT task_type -> Hub pipeline tag
 PEFT_PIPELINES = {"SEQ_CLS": "text-classification", "TOKEN_CLS": "token-classification",
                   "QUESTION_ANS": "question-answering", "FEATURE_EXTRACTION": "feature-extraction"}
 
 
-@dataclass(frozen=True)
-class DataLicense:
-    license: str  # as written in the data's README
-    language: str
-    non_commercial: bool = False
-    share_alike: bool = False
-    unknown: bool = False  # no license stated: the card says "other" and asks users to check
-
-
-# Training data under a `data/` root (../shared/data/README.md), by path prefix; and downstream tasks by name.
-DATA_LICENSES = {
-    "corpus/en/us_inaugural_addresses": DataLicense("US public domain", "en"),
-    "corpus/en/state_of_the_union_addresses": DataLicense("US public domain", "en"),
-    "corpus/en/brown_corpus": DataLicense("Brown Corpus: redistribution permitted", "en"),
-    "corpus/en/movie_reviews_polarity": DataLicense("distributed with NLTK by permission", "en", unknown=True),
-    "corpus/en/abc_news_rural_science": DataLicense("ABC news as distributed with NLTK; no license stated", "en",
-                                                    unknown=True),
-    "corpus/en/webtext": DataLicense("NLTK webtext; no license stated", "en", unknown=True),
-    "corpus/biomedical/pubmed_sentences_mtl": DataLicense("CC BY 4.0", "en"),
-    "corpus/biomedical/pubmedqa_abstracts": DataLicense("MIT", "en"),
-    "corpus/legal/legalbench_texts_en": DataLicense("CC BY 4.0, some tasks CC BY-NC 4.0", "en", non_commercial=True),
-    "corpus/legal/german_federal_court_decisions": DataLicense("CC BY 4.0", "de"),
-    "corpus/german/news_10kgnad": DataLicense("CC BY-NC-SA 4.0", "de", non_commercial=True, share_alike=True),
-    "corpus/german/ud_german_gsd": DataLicense("CC BY-SA 4.0", "de", share_alike=True),
-    "corpus/german/fortunes_de_zitate": DataLicense("GPL-2.0-or-later", "de"),
-    "corpus/tunisian/tarc_": DataLicense("CC BY-NC-SA 4.0", "aeb", non_commercial=True, share_alike=True),
-    "corpus/tunisian/social_comments_tsac_tunizi": DataLicense("TSAC LGPL-3.0; TUNIZI no license stated", "aeb",
-                                                               unknown=True),
-    "corpus/tunisian/icompass_arabizi": DataLicense("competition data; no license stated", "aeb", unknown=True),
-}
-TASK_LICENSES = {
-    **{name: DataLicense("GLUE: the source datasets' licenses", "en")
-       for name in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "mnli_mismatched", "qnli", "rte", "wnli")},
-    "wic": DataLicense("CC BY-NC 4.0", "en", non_commercial=True),
-    "copa": DataLicense("BSD-2-Clause", "en"),
-    "wsc": DataLicense("CC BY 4.0", "en"),
-    "cb": DataLicense("research use; no license stated", "en", unknown=True),
-    "multirc": DataLicense("research use; no license stated", "en", unknown=True),
-    "conll2003": DataLicense("Reuters RCV1 research-use agreement", "en", unknown=True),
-    "squad": DataLicense("CC BY-SA 4.0", "en", share_alike=True),
-    "ncbi_disease": DataLicense("CC BY 4.0", "en"),
-    "bc5cdr": DataLicense("CC BY 4.0", "en"),
-    "pubmedqa": DataLicense("MIT", "en"),
-    "unfair_tos": DataLicense("CC BY 4.0", "en"),
-    "overruling": DataLicense("CC BY 4.0", "en"),
-    "german_ler": DataLicense("CC BY 4.0", "de"),
-    "germeval2018": DataLicense("CC BY 4.0", "de"),
-    "germeval2014": DataLicense("CC BY 4.0", "de"),
-    "tsac": DataLicense("LGPL-3.0", "aeb"),
-    "tunizi": DataLicense("no license stated", "aeb", unknown=True),
-}
 
 
 @dataclass
@@ -141,7 +81,7 @@ def find_records(folder, results=None) -> Records:
         records.train_config = run_config
         records.summary = _read_json(run_dir / "summary.json")
     run_results = _read_json(run_dir / "results.json") or {}
-    if "eval" in run_results and "task" in run_results:  # scripts/finetune.py's results.json
+    if "eval" in run_results and "task" in run_results:  # briskbert-finetune's results.json
         records.finetune = run_results
     elif "tasks" in run_results and results is None:
         results = run_dir / "results.json"
@@ -174,7 +114,7 @@ def artifact_kind(records: Records) -> str:
 
 
 def finetune_as_results(run: dict) -> dict:
-    """One fine-tuning run (scripts/finetune.py's results.json) in the evaluation harness's shape."""
+    """One fine-tuning run (briskbert-finetune's results.json) in the evaluation harness's shape."""
     tasks = {}
     for name, scored in (run.get("eval") or {}).items():
         metrics = {m: {"mean": v, "std": 0.0, "values": [v]} for m, v in (scored.get("metrics") or {}).items()
@@ -195,7 +135,7 @@ def data_licenses(paths: list[str]) -> dict[str, DataLicense | None]:
     A folder that exists here is read file by file; otherwise every known source under its prefix counts."""
     found = {}
     for path in paths:
-        local = next((p for p in (Path(path), REPO / path) if p.exists()), None)
+        local = next((p for p in (Path(path), Path(data_path(path))) if p.exists()), None)
         files = sorted(f for f in local.rglob("*") if f.is_file()) if local and local.is_dir() else [path]
         for file in files:
             normalised = str(file).replace("\\", "/").rstrip("/")
@@ -247,7 +187,8 @@ def evaluation_rows(results: dict | None) -> list[dict]:
             if not isinstance(value, dict) or not isinstance(value.get("mean"), (int, float)):
                 continue
             seeds = entry.get("seeds") or value.get("values") or []
-            rows.append({"task": name, "task_type": TASK_TYPES.get(entry.get("task_type"), "text-classification"),
+            kind = entry.get("task_type") if entry.get("task_type") in KIND_HEADS else "classification"
+            rows.append({"task": name, "task_type": head_named(KIND_HEADS[kind]).task_type,
                          "dataset": entry.get("dataset") or name, "config": entry.get("config"),
                          "split": entry.get("split") or "validation", "metric": metric, "mean": value["mean"],
                          "std": value.get("std") or 0.0, "seeds": len(seeds),
@@ -272,13 +213,20 @@ def hub_id_or_none(name: str | None) -> str | None:
     return None
 
 
+def task_license(name: str) -> DataLicense | None:
+    """A scored task's data license from the task registry (None for a name the registry does not know)."""
+    try:
+        return get_task(name).license
+    except SystemExit:
+        return None
+
+
 def render_card(records: Records, repo_id: str, base_model: str | None = None) -> ModelCard:
     summary, train_config = records.summary or {}, records.train_config or {}
     kind = records.kind
     config = records.model_config or {}
-    head = next((HEADS[s] for s in HEADS if (config.get("architectures") or ["Model"])[0].endswith(s)),
-                HEADS["Model"])
-    pipeline_tag = head[0]
+    head = head_for_architecture((config.get("architectures") or ["Model"])[0])
+    pipeline_tag = head.pipeline_tag
     adapter = records.adapter_config or {}
     if kind == "adapter":
         pipeline_tag = PEFT_PIPELINES.get(adapter.get("task_type"), None)
@@ -287,7 +235,7 @@ def render_card(records: Records, repo_id: str, base_model: str | None = None) -
     rows = evaluation_rows(records.results)
     if kind in ("finetuned", "adapter"):
         task_names = sorted({row["task"] for row in rows}) or ([records.finetune["task"]] if records.finetune else [])
-        sources = {task: TASK_LICENSES.get(task) for task in task_names}
+        sources = {task: task_license(task) for task in task_names}
     else:
         sources = data_licenses(train_config.get("train_data") or [])
     license_info = card_license(sources)
@@ -317,12 +265,12 @@ def render_card(records: Records, repo_id: str, base_model: str | None = None) -
         license_name=license_info.get("license_name"), datasets=datasets or None, base_model=base_id,
         tags=tags, eval_results=eval_results(rows) or None,
     )
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_folder())), undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     body = environment.get_template(f"{kind}.md").render(
         repo_id=repo_id, model_name=model_name, kind=kind, base_model=base, base_model_id=base_id,
         arch=architecture(config, summary.get("parameters")) if config else None,
-        auto_class=head[2], pipeline_tag=pipeline_tag, summary=records.summary, train_config=records.train_config,
+        auto_class=head.auto_class, pipeline_tag=pipeline_tag, summary=records.summary, train_config=records.train_config,
         training=training_budget(summary, train_config), sources=sources, license=license_info,
         rows=rows, glue_average=(records.results or {}).get("glue_average"), finetune=records.finetune,
         extrapolation=extrapolation_rows(records.extrapolation), extrapolation_record=records.extrapolation,

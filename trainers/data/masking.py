@@ -31,7 +31,7 @@ class MLMMasking:
         if tokenizer.mask_token_id is None:
             raise ValueError(
                 f"The tokenizer {tokenizer.name_or_path!r} has no mask token; MLM pretraining needs one "
-                f"(train one with scripts/train_tokenizer.py, which adds [MASK])."
+                f"(train one with briskbert-train-tokenizer, which adds [MASK])."
             )
         vocab = tokenizer.get_vocab()
         size = max(len(tokenizer), max(vocab.values()) + 1)

@@ -1,4 +1,4 @@
-"""Exact conversion of BERT and MosaicBERT checkpoints into BriskBERT folders (used by scripts/convert.py).
+"""Exact conversion of BERT and MosaicBERT checkpoints into BriskBERT folders (what briskbert-convert runs).
 
 A conversion reads the source's raw tensors (not a transformers model, which would silently drop keys it
 does not know), maps every key onto BriskBERT, and refuses a checkpoint with a key it does not map, a key
@@ -42,29 +42,17 @@ import torch
 from transformers import AutoTokenizer
 from transformers.activations import ACT2FN
 
-from briskbert import (
-    BriskBertConfig,
-    BriskBertForMaskedLM,
-    BriskBertForMultipleChoice,
-    BriskBertForQuestionAnswering,
-    BriskBertForSequenceClassification,
-    BriskBertForTokenClassification,
-    BriskBertModel,
-)
+from briskbert import modeling
+from briskbert.modeling import HEADS, BriskBertConfig, BriskBertModel
 
+from ..resources import data_path
 from .sentence_embeddings import copy_sentence_transformers_modules, find_sentence_transformers_model
 
 SOURCES = ("bert", "mosaicbert")
+CHECK_SENTENCES = "data/glue/sst2/validation.jsonl"  # real sentences (bundled with the package)
 
 # the BERT architecture each BriskBERT class stands in for (same head, same outputs)
-TARGET_CLASSES = {
-    "BertModel": BriskBertModel,
-    "BertForMaskedLM": BriskBertForMaskedLM,
-    "BertForSequenceClassification": BriskBertForSequenceClassification,
-    "BertForTokenClassification": BriskBertForTokenClassification,
-    "BertForQuestionAnswering": BriskBertForQuestionAnswering,
-    "BertForMultipleChoice": BriskBertForMultipleChoice,
-}
+TARGET_CLASSES = {head.bert_name: getattr(modeling, head.name) for head in HEADS}
 # what MosaicBERT's bert_layers.py implements (its other classes are `pass`)
 MOSAICBERT_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForSequenceClassification")
 
@@ -439,7 +427,7 @@ def convert(source_kind: str, source: str, output: Path, tokenizer: str | None =
         conversion = convert_mosaicbert(config, tensors)
     tokenizer_source = tokenizer or model_folder
     no_tokenizer = (
-        f"MosaicBERT checkpoints ship without one (they use bert-base-uncased's): pass --tokenizer <folder or Hub id>."
+        "MosaicBERT checkpoints ship without one (they use bert-base-uncased's): pass --tokenizer <folder or Hub id>."
     )
     try:
         loaded_tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
@@ -474,4 +462,23 @@ def save_converted(conversion: Conversion, output: Path):
     conversion.model.save_pretrained(output, state_dict=state_dict)
 
 
-__all__ = ["ConversionError", "convert", "convert_bert", "convert_mosaicbert", "read_checkpoint", "SOURCES"]
+def check_against_source(source: Path, output: Path, count: int = 32) -> float:
+    """Max abs difference of the last hidden states of the transformers BERT in `source` (the folder `convert` read)
+    and the converted model in `output` (fp32), on `count` real SST-2 sentences."""
+    from transformers import AutoModel
+
+    model_folder, _ = find_sentence_transformers_model(source)
+    with open(data_path(CHECK_SENTENCES), encoding="utf-8") as handle:
+        sentences = [json.loads(line)["sentence"] for _, line in zip(range(count), handle)]
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    batch = tokenizer(sentences, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    original = AutoModel.from_pretrained(model_folder, attn_implementation="eager").eval()
+    converted = AutoModel.from_pretrained(output, trust_remote_code=True).eval()
+    with torch.no_grad():
+        expected = original(**batch).last_hidden_state
+        actual = converted(**batch).last_hidden_state
+    real = batch["attention_mask"].bool()
+    return (expected[real] - actual[real]).abs().max().item()
+
+
+__all__ = ["ConversionError", "convert", "convert_bert", "convert_mosaicbert", "read_checkpoint", "SOURCES", "check_against_source"]

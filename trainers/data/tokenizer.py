@@ -9,15 +9,26 @@ tokenizer.json pipeline.
 
 Extending keeps every old id: new pieces are appended after the old vocabulary, which is what lets a
 pretrained model's embeddings grow (`grow_embeddings`) instead of being relearnt.
+
+`pieces_per_word` is the number to watch for a domain tokenizer, measured the same way everywhere (this job's
+report, the domain variants' tokenizer stage and their comparison). `train_tokenizer` is what
+briskbert-train-tokenizer runs.
 """
 
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertTokenizer, PreTrainedTokenizerBase, TokenizersBackend
+
+from briskbert.modeling.configuration_briskbert import round_up
+
+from .corpus import load_corpus
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 UNICODE_NORMALIZATIONS = {"none": None, "nfc": normalizers.NFC, "nfkc": normalizers.NFKC, "nfd": normalizers.NFD,
@@ -38,10 +49,6 @@ ARABIC_NORMALIZERS = (
     normalizers.Replace("\u0626", "\u064A"),  # ئ -> ي
     normalizers.Replace("\u0649", "\u064A"),  # ى -> ي
 )
-
-
-def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def build_normalizer(cased: bool, strip_accents: bool | None, unicode_normalization: str,
@@ -171,3 +178,61 @@ def grow_embeddings(model, old_tokenizer: PreTrainedTokenizerBase, new_tokenizer
             if bias is not None and bias.shape[0] > index:
                 bias[index] = bias[pieces].mean()
     return [token for _, token in new_tokens]
+
+
+def pieces_per_word(tokenizer, texts: Sequence[str]) -> float:
+    """Word pieces per whitespace-separated word of `texts` (special tokens not counted). Whitespace words, not each
+    tokenizer's own pre-tokenized words, so two tokenizers are measured against the same count of words."""
+    words = sum(len(text.split()) for text in texts)
+    return round(sum(len(tokenizer.tokenize(text)) for text in texts) / max(words, 1), 3)
+
+
+@dataclass
+class TokenizerJob:
+    """briskbert-train-tokenizer's options: train a WordPiece on text, or extend an existing tokenizer."""
+
+    output: Path
+    files: list[str] | None = None  # text/json/jsonl/parquet files or folders (.gz too)
+    dataset: str | None = None  # or a hub dataset id
+    dataset_config: str | None = None
+    column: str = "text"
+    vocab_size: int = 30528
+    cased: bool = False
+    strip_accents: bool | None = None  # None: BERT's rule (strip when uncased)
+    unicode_normalization: str = "none"
+    arabic_normalization: bool = False
+    compare_with: str | None = None  # also report pieces per word of this tokenizer
+    min_frequency: int = 2
+    max_texts: int | None = None
+    extend: str | None = None  # a tokenizer folder or hub id to extend instead of training
+    num_new_tokens: int = 1000
+
+
+def train_tokenizer(job: TokenizerJob) -> dict:
+    """Train (or extend) and save the tokenizer to `job.output` with tokenizer_report.json; returns the report."""
+    from transformers import AutoTokenizer
+
+    corpus = load_corpus(job.files or job.dataset, job.column, job.dataset_config)
+    texts = [t for t in islice(corpus[job.column], job.max_texts) if t and t.strip()]
+    if not texts:
+        raise SystemExit(f"No text found in column {job.column!r} of {job.files or job.dataset}.")
+    sample = texts[:2000]
+    report = {"texts": len(texts)}
+    if job.extend:
+        base = AutoTokenizer.from_pretrained(job.extend)
+        tokenizer, new_tokens = extend_tokenizer(base, texts, job.num_new_tokens)
+        report.update(base=job.extend, base_vocab=len(base), new_tokens=len(new_tokens), first_new=new_tokens[:20],
+                      base_pieces_per_word=pieces_per_word(base, sample))
+    else:
+        tokenizer = train_wordpiece(texts, job.vocab_size, cased=job.cased, strip_accents=job.strip_accents,
+                                    unicode_normalization=job.unicode_normalization, min_frequency=job.min_frequency,
+                                    extra_normalizers=ARABIC_NORMALIZERS if job.arabic_normalization else ())
+    report.update(vocab_size=len(tokenizer), pieces_per_word=pieces_per_word(tokenizer, sample))
+    if job.compare_with:
+        other = AutoTokenizer.from_pretrained(job.compare_with)
+        report.update(compared_with=job.compare_with, compared_pieces_per_word=pieces_per_word(other, sample))
+    output = Path(job.output)
+    tokenizer.save_pretrained(output)
+    (output / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
+    report["saved"] = f"{type(tokenizer).__name__} in {output}"
+    return report

@@ -13,7 +13,6 @@ from pathlib import Path
 from peft import LoraConfig, PeftModel, get_peft_config, get_peft_model
 
 LORA_TARGET_MODULES = {
-    "briskbert": ["Wqkv", "Wo", "Wi"],  # for BriskBERT folders saved before the class declared its own
     "bert": ["query", "key", "value", "dense"],  # attention projections and both feed-forward layers
 }
 HEAD_MODULES = ("pooler", "classifier", "qa_outputs", "score")

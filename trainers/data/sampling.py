@@ -42,6 +42,3 @@ class ShardedBatchSampler:
             yield rows[: self.batch_size]
             rows = rows[self.batch_size:]
 
-    def epoch_at(self, batch: int) -> float:
-        """Fractional epochs this process has read after `batch` batches (for logging)."""
-        return batch * self.batch_size / len(range(self.process_index, self.num_rows, self.num_processes))

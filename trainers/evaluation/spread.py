@@ -1,7 +1,8 @@
 """Deal independent runs out to the processes of `accelerate launch` / torchrun: each process runs its share,
 one after the other, as ordinary single-process child commands on its own device.
 
-    runs = [Run("sst2/seed42", "sst2 seed 42", [sys.executable, "scripts/finetune.py", ...], Path("runs/sst2/seed42")),
+    finetune = [sys.executable, "-m", "briskbert.scripts.finetune"]
+    runs = [Run("sst2/seed42", "sst2 seed 42", [*finetune, ...], Path("runs/sst2/seed42")),
             Run("rte/seed42", "rte seed 42", [...], Path("runs/rte/seed42"), after=("mnli/seed42",)), ...]
     done = spread_runs(runs, status_dir)   # every process calls it; process 0 gets {key: {"results", "process", ...}}
 

@@ -1,0 +1,1 @@
+"""Scoring models on downstream tasks: the task registry, features, metrics, results and the harness."""

@@ -1,0 +1,1 @@
+"""Fine-tuning on one registered task, fully or through a PEFT adapter."""

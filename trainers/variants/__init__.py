@@ -1,0 +1,1 @@
+"""Domain and language variants of BriskBERT: recipes, resumable stages, and the build."""

@@ -1,0 +1,41 @@
+"""A domain variant's recipe (hub_configs/variants/*.yaml): its corpus, tokenizer settings, tasks and data license."""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..config import check_fields
+
+
+@dataclass
+class VariantRecipe:
+    variant: str
+    corpus: list[str]  # files or folders under --data-dir, or one hub dataset id
+    tasks: list[str]  # downstream tasks of the task registry (evaluation/tasks.py)
+    language: list[str] = field(default_factory=lambda: ["en"])
+    license: str = "other"  # of the training data; a non-commercial corpus gives a non-commercial model
+    license_note: str = ""
+    corpus_hub_id: str | None = None
+    text_column: str = "text"
+    cased: bool = False
+    strip_accents: bool | None = None  # None: BERT's rule (strip when uncased)
+    unicode_normalization: str = "none"
+    arabic_normalization: bool = False
+    vocab_size: int = 30528  # scratch: a new tokenizer of this size
+    extend_tokens: int = 2000  # continue: the base tokenizer grows by this many domain pieces
+    whole_word_masking: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> "VariantRecipe":
+        if not path.is_file():
+            raise SystemExit(f"No variant recipe {path}: pass a bundled recipe's name (e.g. bio) or a YAML path.")
+        values = yaml.safe_load(path.read_text()) or {}
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                         and f.name not in values)
+        if missing:
+            raise SystemExit(f"Variant recipe {path}: missing field(s) {missing}; fields are "
+                             f"{sorted(f.name for f in dataclasses.fields(cls))}.")
+        return cls(**check_fields(values, cls, f"Variant recipe {path}"))
