@@ -333,9 +333,9 @@ class BriskBertModel(BriskBertPreTrainedModel):
         **kwargs,
     ):
         encoded = self.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
-            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
         output = BaseModelOutputWithPooling(
             last_hidden_state=encoded.batch.pad(encoded.hidden),
@@ -416,9 +416,9 @@ class BriskBertForMaskedLM(BriskBertPreTrainedModel):
         `num_items_in_batch` (kwarg, as the transformers Trainer passes it) normalises the loss by the masked
         tokens of a whole accumulated batch instead of this micro-batch's."""
         encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
-            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
         hidden = encoded.hidden
         sparse = labels is not None and self.training and self.config.sparse_prediction
@@ -465,9 +465,9 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
         """One prediction per sequence (per document when rows are packed). `config.problem_type` picks the
         loss: regression (MSE), single_label_classification (CE) or multi_label_classification (BCE)."""
         encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
-            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
         pooled = encoded.pool(self.config.classifier_pooling)
         logits = self.classifier(self.dropout(self.pooler(pooled)))
@@ -501,9 +501,9 @@ class BriskBertForTokenClassification(BriskBertPreTrainedModel):
         """`labels`: [batch, seq] class ids, -100 where no loss is wanted. Loss and logits are computed on
         real tokens only; `logits` comes back as [batch, seq, num_labels] with zeros at padding."""
         encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
-            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(self.dropout(encoded.hidden))  # [total, num_labels]
         loss = None
@@ -537,9 +537,9 @@ class BriskBertForQuestionAnswering(BriskBertPreTrainedModel):
     ):
         """Span start/end logits [batch, seq]; padding gets the dtype's lowest value so it is never chosen."""
         encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, sequence_ids=sequence_ids,
-            cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
         logits = self.qa_outputs(encoded.hidden)  # [total, 2]
         logits = encoded.batch.pad(logits, fill_value=torch.finfo(logits.dtype).min)

@@ -2,8 +2,8 @@
 
     briskbert-evaluate --model runs/tiny/final --tasks glue --data-dir data --seeds 3 --output runs/eval/tiny.json \\
         [--max-train-samples N] [--peft lora] [--mnli-init] [-- --num-train-epochs 1]
-    accelerate launch --num_processes 8 -m briskbert.scripts.evaluate_model --model X --tasks glue ...  # each run on all 8
-    accelerate launch --num_processes 8 -m briskbert.scripts.evaluate_model --model X --tasks glue --spread runs ...
+    accelerate launch --num_processes 8 -m briskbert.scripts.evaluate_model --model X --tasks glue ...  # DDP runs
+    accelerate launch --num_processes 8 -m briskbert.scripts.evaluate_model --model X --tasks glue --spread runs
 
 Flags after `--` go to every fine-tuning run. The harness (tasks, seeds, --mnli-init, --spread) is
 briskbert/trainers/evaluation/harness.py. (This file is not named evaluate.py: run as a script, its folder comes first

@@ -96,7 +96,7 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_briskbert(tmp_path_factory, tokenizer) -> Path:
-    """A freshly initialised BriskBERT-tiny MLM checkpoint with its tokenizer, as scripts/pretrain.py leaves one."""
+    """A freshly initialised BriskBERT-tiny MLM checkpoint with its tokenizer, as briskbert-pretrain leaves one."""
     from briskbert import BriskBertConfig, BriskBertForMaskedLM
 
     folder = tmp_path_factory.mktemp("tiny_briskbert")

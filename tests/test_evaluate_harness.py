@@ -1,5 +1,5 @@
-"""The evaluation harness (briskbert-evaluate): fine-tunes each task per seed through the launcher's code, writes the results JSON
-(mean and std over seeds, hyperparameters, wall-clock) and the papers' markdown table; suites skip tasks
+"""The evaluation harness (briskbert-evaluate): fine-tunes each task per seed through the launcher's code, writes
+the results JSON (mean and std over seeds, hyperparameters, wall-clock) and the papers' markdown table; suites skip tasks
 without local data; the MosaicBERT protocol starts RTE from the MNLI checkpoint (MNLI from a synthetic file);
 --spread runs deals the runs to 2 accelerate CPU processes (one run each), fails naming a failed run, and runs
 everything, MNLI first, in a single process."""

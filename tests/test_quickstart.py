@@ -55,8 +55,8 @@ def test_recipe_yaml_then_command_line_overrides(tmp_path):
     assert config == Recipe(preset="small", steps=30, learning_rate=1.0, compile=False)
     assert parse_config(Recipe, []) == Recipe()
     recipe.write_text("push_to_hub: org/name\ntrain_data: [a.txt, b.txt]\nlearning_rate: 5e-4\n")  # 5e-4: a YAML str
-    assert parse_config(Recipe, ["--config", str(recipe)]) == Recipe(push_to_hub="org/name", train_data=["a.txt", "b.txt"],
-                                                                      learning_rate=5e-4)
+    expected = Recipe(push_to_hub="org/name", train_data=["a.txt", "b.txt"], learning_rate=5e-4)
+    assert parse_config(Recipe, ["--config", str(recipe)]) == expected
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,8 @@ def test_config_takes_a_bundled_recipe_by_name_and_an_unknown_name_lists_them():
 
     assert parse_config(PretrainConfig, ["--config", "tiny-cpu"]).preset == "tiny"
     bio = recipe_path("bio", folder="variants")
-    assert bio == recipe_path("variants/bio") and bio.resolve() == recipe_path("hub_configs/variants/bio.yaml").resolve()
+    assert bio == recipe_path("variants/bio")
+    assert bio.resolve() == recipe_path("hub_configs/variants/bio.yaml").resolve()
     assert {"tiny-cpu", "mini", "base", "quickstart", "variants/bio", "tasks/sst2", "accelerate/cpu-2proc"} <= set(
         bundled_recipes())
     with pytest.raises(SystemExit, match=r"No recipe 'tiny-gpu'.*Bundled recipes .*tiny-cpu.*variants/bio"):

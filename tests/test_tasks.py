@@ -67,7 +67,8 @@ def test_a_task_is_one_file(tmp_path):
         "main_metric: accuracy\nlicense: {name: research use, language: en, unknown: true}\n"
         "finetune: {learning_rate: 2.0e-5, num_train_epochs: 2}\n")
     task = load_registry(tmp_path)["imdb"]
-    assert (task.display, task.columns, task.labels, task.metric) == ("IMDb", ("text",), ("neg", "pos"), "classification")
+    assert (task.display, task.columns, task.labels) == ("IMDb", ("text",), ("neg", "pos"))
+    assert task.metric == "classification" and task.head.name == "BriskBertForSequenceClassification"
     assert task.license.unknown and task.finetune == {"learning_rate": 2e-5, "num_train_epochs": 2}
     (tmp_path / "imdb.yaml").write_text("kind: classification\nmetrik: glue\n")
     with pytest.raises(ValueError, match=r"imdb.yaml has unknown key\(s\) \['metrik'\]"):

@@ -124,7 +124,7 @@ def test_a_baseline_that_is_neither_a_folder_nor_a_hub_id_is_refused_before_any_
 
 # variant -> the one task its tiny run is scored on (data/ holds a sample of that task and of the recipe's corpus)
 DOMAIN_RUNS = {"bio": "ncbi_disease", "legal": "overruling", "german": "germeval2018"}
-# the card's license comes from its training data (trainers/model_card.py), not from the recipe; for bio the data
+# the card's license comes from its training data (trainers/hub/model_card.py), not from the recipe; for bio the data
 # (CC BY 4.0 + MIT) gives apache-2.0 where the recipe says cc-by-4.0
 CARD_LICENSE = {"bio": "apache-2.0"}
 
@@ -134,7 +134,8 @@ def test_tiny_domain_variant_end_to_end_from_repo_data(tmp_path, variant, task):
     """Corpus to card on the repo's own samples (data/corpus/<domain>, data/<domain>/<task>), in a fresh process."""
     recipe = VariantRecipe.load(REPO / "hub_configs" / "variants" / f"{variant}.yaml")
     out = tmp_path / variant
-    command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--config", f"variants/{variant}", "--preset", "tiny",
+    command = [sys.executable, str(REPO / "scripts" / "build_variant.py"), "--config", f"variants/{variant}",
+               "--preset", "tiny",
                "--output-dir", str(out), "--data-dir", str(REPO / "data"), "--tasks", task,
                "--pretrain-args", "--max-steps", "6"]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)

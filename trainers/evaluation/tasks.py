@@ -32,9 +32,13 @@ from ..data.licenses import DataLicense
 from ..resources import RECIPES, package_folder
 
 # each task kind and the model class (briskbert.modeling.HEADS) that fine-tunes it
-KIND_HEADS = {"classification": "BriskBertForSequenceClassification", "regression": "BriskBertForSequenceClassification",
-              "multiple_choice": "BriskBertForMultipleChoice", "token_classification": "BriskBertForTokenClassification",
-              "question_answering": "BriskBertForQuestionAnswering"}
+KIND_HEADS = {
+    "classification": "BriskBertForSequenceClassification",
+    "regression": "BriskBertForSequenceClassification",
+    "multiple_choice": "BriskBertForMultipleChoice",
+    "token_classification": "BriskBertForTokenClassification",
+    "question_answering": "BriskBertForQuestionAnswering",
+}
 KINDS = tuple(KIND_HEADS)
 SUITE_ORDER = ("glue", "superglue", "ner", "qa", "classification")  # the registry's order: suite, then name
 TRAIN, VALIDATION = "train", "validation"

@@ -44,7 +44,7 @@ from .adapters import add_adapter, describe
 @dataclass
 class FinetuneConfig:
     model: str = ""  # a folder or hub id; a PEFT adapter folder loads its base model under it
-    task: str = ""  # a name from trainers/tasks.py (sst2, mnli, conll2003, squad, ...)
+    task: str = ""  # a task of the registry, hub_configs/tasks/ (sst2, mnli, conll2003, squad, ...)
     output_dir: str = "outputs/finetune"
     data_dir: str | None = None  # a folder laid out like the repo's data/; None: the task's Hub dataset
     # adapters

@@ -270,7 +270,8 @@ def split_rows(rows, config: PretrainConfig, rank: int, world: int):
     """(training rows, held-out eval rows, packing efficiency or None when streaming). A streamed corpus holds out
     its first rows and is split between processes by `datasets`; an in-memory one holds out its last rows."""
     if config.streaming:
-        return split_dataset_by_node(rows.skip(config.eval_rows), rank, world), list(islice(rows, config.eval_rows)), None
+        held_out = list(islice(rows, config.eval_rows))
+        return split_dataset_by_node(rows.skip(config.eval_rows), rank, world), held_out, None
     if len(rows) <= config.eval_rows:
         raise SystemExit(f"The corpus packs into {len(rows)} rows of {config.max_seq_length} tokens; "
                          f"eval_rows={config.eval_rows} would leave none to train on. Use more text.")
