@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from tokenizers import normalizers
 
-from briskbert.trainers.data.tokenizer import ARABIC_NORMALIZERS, build_normalizer, train_wordpiece
+from briskbert.trainers.data.tokenizer import (
+    ARABIC_NORMALIZERS,
+    TokenizerJob,
+    build_normalizer,
+    pieces_per_word,
+    train_tokenizer,
+    train_wordpiece,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -56,3 +63,18 @@ def test_tunisian_tokenizer_needs_fewer_pieces_than_the_general_one(tokenizer):
         return sum(len(tok.tokenize(s)) for s in sample) / sum(len(s.split()) for s in sample)
 
     assert pieces_per_word(tunisian) < 0.8 * pieces_per_word(tokenizer)
+
+
+def test_pieces_per_word_is_one_definition_for_the_tokenizer_job_and_the_variants(tmp_path, tokenizer):
+    """Word pieces per whitespace word, whoever reports it: "Hello, world!" is 4 pieces over 2 words for BERT's
+    tokenizer (its pre-tokenizer would count 4 words), and briskbert-train-tokenizer's report gives the number the
+    domain variants' tokenizer stage and comparison give for the same tokenizer and text."""
+    assert pieces_per_word(tokenizer, ["Hello, world!"]) == 2.0
+    texts = [f"{line} ({n}), ja!" for n in range(40) for line in GERMAN]
+    (tmp_path / "german.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    report = train_tokenizer(TokenizerJob(output=tmp_path / "tokenizer", files=[str(tmp_path / "german.txt")],
+                                          vocab_size=200, cased=True, compare_with=tokenizer.name_or_path))
+    from transformers import AutoTokenizer
+
+    assert report["pieces_per_word"] == pieces_per_word(AutoTokenizer.from_pretrained(tmp_path / "tokenizer"), texts)
+    assert report["compared_pieces_per_word"] == pieces_per_word(tokenizer, texts)
