@@ -171,6 +171,7 @@ def test_bad_flags_name_the_fix(tmp_path):
     with pytest.raises(SystemExit, match="--model is required"):
         finetune_config(["--task", "sst2"])
     assert finetune_config(["--model", "m", "--task", "squad"]).max_seq_length == 384  # the task's own defaults
+    assert finetune_config(["--model", "m", "--task", "sst2", "--config", "tasks/squad"]).max_seq_length == 384
     assert finetune_config(["--model", "m", "--task", "squad", "--max-seq-length", "256"]).max_seq_length == 256
 
 

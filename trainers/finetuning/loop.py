@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import transformers
+import yaml
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -37,6 +38,7 @@ from ..evaluation.scoring import score_splits
 from ..evaluation.tasks import Task, get_task, load_task_data, local_file
 from ..hub.upload import push_folder
 from ..metrics_log import MetricsLog
+from ..resources import recipe_path
 from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
 from .adapters import add_adapter, describe
 
@@ -82,14 +84,22 @@ class FinetuneConfig:
 
 
 def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
-    """Dataclass defaults < the task's `finetune:` defaults (or, replacing them, --config) < command line."""
+    """Dataclass defaults < the task's `finetune:` defaults (or, replacing them, --config) < command line. A --config
+    that is a task file (`--config tasks/mrpc`: another task's defaults) gives its `finetune:` section."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task", default="")
-    known, _ = pre.parse_known_args(argv)
-    task = get_task(known.task) if known.task else None
-    config = parse_config(FinetuneConfig, argv, defaults=task.finetune if task else None,
-                          defaults_from=f"The fine-tuning defaults of task {known.task!r}")
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+    defaults, defaults_from = None, ""
+    if known.task:
+        defaults, defaults_from = get_task(known.task).finetune, f"The fine-tuning defaults of task {known.task!r}"
+    if known.config is not None:
+        path = recipe_path(known.config)
+        recipe = yaml.safe_load(path.read_text())
+        if isinstance(recipe, dict) and "kind" in recipe and "finetune" in recipe:  # a task file
+            defaults, defaults_from, argv = recipe["finetune"], f"The `finetune:` section of {path}", rest
+    config = parse_config(FinetuneConfig, argv, defaults=defaults, defaults_from=defaults_from)
     problems = check_precision(config.mixed_precision)
     if not config.model:
         problems.append("--model is required (a folder or hub id)")
