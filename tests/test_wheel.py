@@ -92,12 +92,14 @@ def test_the_wheel_holds_the_launchers_recipes_templates_and_console_scripts(ven
     assert not [name for name in names if name.startswith(("tests/", "briskbert/data/corpus/german"))]
     for script in CONSOLE_SCRIPTS:
         assert (venv["bin"] / script).is_file(), script
-    where = subprocess.run([str(venv["python"]), "-c", "import briskbert, sys; from briskbert.trainers.resources import "
-                            "recipe_path; print(briskbert.__file__); print(recipe_path('tiny-cpu')); print(sys.path)"],
-                           cwd=venv["work"], env=venv["env"], capture_output=True, text=True, check=True).stdout
-    module, recipe, path = where.splitlines()
-    assert module.startswith(str(venv["site"])) and recipe.startswith(str(venv["site"])), where
-    assert str(REPO) not in path, "the fresh environment must not see the checkout"
+    where = subprocess.run([str(venv["python"]), "-c", "import briskbert, json, sys; from briskbert.trainers.resources "
+                            "import recipe_path; print(json.dumps([briskbert.__file__, str(recipe_path('tiny-cpu')), "
+                            "sys.path]))"], cwd=venv["work"], env=venv["env"], capture_output=True, text=True,
+                           check=True).stdout
+    module, recipe, path = json.loads(where)
+    assert Path(module).is_relative_to(venv["site"]) and Path(recipe).is_relative_to(venv["site"]), where
+    seen = [entry for entry in path if entry and Path(entry).resolve().is_relative_to(REPO)]
+    assert not seen, f"the fresh environment must not see the checkout: {seen}"
 
 
 def test_pretrain_finetune_and_push_from_the_installed_package(venv):
