@@ -155,7 +155,7 @@ class RefusedUnpickler(pickle.Unpickler):
 pickle.Unpickler = RefusedUnpickler
 torch.load = refuse("torch.load")
 
-tokenizer = AutoTokenizer.from_pretrained({repo!r})  # a standard fast tokenizer: no remote code needed
+tokenizer = AutoTokenizer.from_pretrained({repo!r}, trust_remote_code=True)
 model = AutoModelForMaskedLM.from_pretrained({repo!r}, trust_remote_code=True).eval()
 with torch.no_grad():
     logits = model(**tokenizer(["a guarded [MASK] ."], return_tensors="pt")).logits

@@ -90,7 +90,7 @@ def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task", default="")
     pre.add_argument("--config", default=None)
-    known, rest = pre.parse_known_args(argv)
+    known, _ = pre.parse_known_args(argv)
     defaults, defaults_from = None, ""
     if known.task:
         defaults, defaults_from = get_task(known.task).finetune, f"The fine-tuning defaults of task {known.task!r}"
@@ -98,7 +98,8 @@ def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
         path = recipe_path(known.config)
         recipe = yaml.safe_load(path.read_text())
         if isinstance(recipe, dict) and "kind" in recipe and "finetune" in recipe:  # a task file
-            defaults, defaults_from, argv = recipe["finetune"], f"The `finetune:` section of {path}", rest
+            defaults, defaults_from = recipe["finetune"], f"The `finetune:` section of {path}"
+            argv = without_option(argv, "--config")
     config = parse_config(FinetuneConfig, argv, defaults=defaults, defaults_from=defaults_from)
     problems = check_precision(config.mixed_precision)
     if not config.model:
@@ -116,6 +117,19 @@ def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
         raise SystemExit("Invalid fine-tuning config:\n  - " + "\n  - ".join(problems))
     get_task(config.task)
     return config
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` without `option` and its value (`--option value` or `--option=value`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(f"{option}="):
+            kept.append(arg)
+    return kept
 
 
 def load_for_task(name_or_path: str, task: Task):
