@@ -91,7 +91,7 @@ def finetune_args(config: EvaluateConfig, work: Path, name: str, seed: int) -> t
     return args, init_from
 
 
-def evaluate_config(argv: list[str] | None = None) -> tuple["EvaluateConfig", list[str]]:
+def evaluate_config(argv: list[str] | None = None) -> tuple[EvaluateConfig, list[str]]:
     """(the harness's config, the flags after `--` that go to every fine-tuning run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
@@ -105,7 +105,7 @@ def evaluate_config(argv: list[str] | None = None) -> tuple["EvaluateConfig", li
     return config, passthrough
 
 
-def evaluate_model(config: "EvaluateConfig", passthrough: list[str] = ()) -> dict:
+def evaluate_model(config: EvaluateConfig, passthrough: list[str] = ()) -> dict:
     """Fine-tune and score every (task, seed); process 0 writes the results JSON and its markdown table."""
     passthrough = list(passthrough)
     output = Path(config.output)
