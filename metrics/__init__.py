@@ -11,7 +11,7 @@ seqeval: `glue` (GLUE, as the GLUE paper and its dev-set scripts), `super_glue` 
 and `classification` (accuracy and F1 for the domain tasks).
 """
 
-from pathlib import Path
+from importlib.resources import files
 
 MODULES = ("glue", "super_glue", "squad", "seqeval_ner", "classification")
 
@@ -20,4 +20,4 @@ def metric_path(name: str) -> str:
     """The file `evaluate.load` takes for one of this package's metric modules."""
     if name not in MODULES:
         raise ValueError(f"Unknown metric module {name!r}; this package ships {list(MODULES)}.")
-    return str(Path(__file__).resolve().parent / f"{name}.py")
+    return str(files(__name__) / f"{name}.py")

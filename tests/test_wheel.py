@@ -92,14 +92,15 @@ def test_the_wheel_holds_the_launchers_recipes_templates_and_console_scripts(ven
     assert not [name for name in names if name.startswith(("tests/", "briskbert/data/corpus/german"))]
     for script in CONSOLE_SCRIPTS:
         assert (venv["bin"] / script).is_file(), script
-    where = subprocess.run([str(venv["python"]), "-c", "import briskbert, json, sys; from briskbert.trainers.resources "
-                            "import recipe_path; print(json.dumps([briskbert.__file__, str(recipe_path('tiny-cpu')), "
-                            "sys.path]))"], cwd=venv["work"], env=venv["env"], capture_output=True, text=True,
-                           check=True).stdout
-    module, recipe, path = json.loads(where)
+    # the checkout's own top-level folders (modeling/, trainers/, scripts/) must not be importable there
+    probe = ("import briskbert, importlib.util, json; from briskbert.trainers.resources import recipe_path; "
+             "print(json.dumps([briskbert.__file__, str(recipe_path('tiny-cpu')), "
+             "[name for name in ('modeling', 'trainers', 'scripts') if importlib.util.find_spec(name)]]))")
+    where = subprocess.run([str(venv["python"]), "-c", probe], cwd=venv["work"], env=venv["env"],
+                           capture_output=True, text=True, check=True).stdout
+    module, recipe, checkout_folders = json.loads(where)
     assert Path(module).is_relative_to(venv["site"]) and Path(recipe).is_relative_to(venv["site"]), where
-    seen = [entry for entry in path if entry and Path(entry).resolve().is_relative_to(REPO)]
-    assert not seen, f"the fresh environment must not see the checkout: {seen}"
+    assert not checkout_folders, f"the fresh environment sees the checkout's {checkout_folders}"
 
 
 def test_pretrain_finetune_and_push_from_the_installed_package(venv):
