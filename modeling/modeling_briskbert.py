@@ -15,11 +15,11 @@ What it is made of, and why:
   run only on masked positions.
 - CPU-inference tunings (in-place residual add and gating, the split GLU projection) live in
   `cpu_inference.py`; each computes what its plain expression computes.
-
-Reading order: layers (norm, embeddings, attention, feed-forward, block), the encoder, then the task heads.
 - Two config switches exist only so BERT checkpoints convert exactly (briskbert-convert):
   `position_embedding_type="absolute"` (learned positions, no ALiBi) and `mlp_type="mlp"` (BERT's
   feed-forward). They run on the same unpadded path and attention backends.
+
+Reading order: layers (norm, embeddings, attention, feed-forward, block), the encoder, then the task heads.
 """
 
 from dataclasses import dataclass

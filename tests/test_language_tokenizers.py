@@ -58,11 +58,7 @@ def test_tunisian_tokenizer_needs_fewer_pieces_than_the_general_one(tokenizer):
              for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     tunisian = train_wordpiece(lines, vocab_size=8000, extra_normalizers=ARABIC_NORMALIZERS)
     sample = lines[::50]
-
-    def pieces_per_word(tok):
-        return sum(len(tok.tokenize(s)) for s in sample) / sum(len(s.split()) for s in sample)
-
-    assert pieces_per_word(tunisian) < 0.8 * pieces_per_word(tokenizer)
+    assert pieces_per_word(tunisian, sample) < 0.8 * pieces_per_word(tokenizer, sample)
 
 
 def test_pieces_per_word_is_one_definition_for_the_tokenizer_job_and_the_variants(tmp_path, tokenizer):

@@ -21,7 +21,7 @@ import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes)
 
 from .hub.fresh_process import run_without_briskbert
 from .hub.model_card import find_records, render_card
-from .resources import data_path, recipe_path
+from .resources import data_path, read_sentences, recipe_path
 
 
 @dataclass
@@ -52,14 +52,6 @@ print(type(model).__module__ + "." + type(model).__name__)
 """
 
 
-def read_sentences(path: Path, count: int) -> list[str]:
-    with path.open() as handle:
-        rows = [json.loads(line) for _, line in zip(range(count), handle)]
-    if not rows or "sentence" not in rows[0]:
-        raise SystemExit(f"{path} must be JSON Lines with a 'sentence' column (like data/glue/sst2).")
-    return [row["sentence"] for row in rows]
-
-
 def run_quickstart(config: QuickstartConfig) -> dict:
     """Every step of the quickstart; returns the fine-tuned scores. A step that fails stops it with its output."""
     output = Path(config.output_dir).resolve()
@@ -77,7 +69,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     # 2. use it: real sentences in one padded batch; the encoder runs on the real tokens only
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     model = AutoModelForMaskedLM.from_pretrained(folder).eval()
-    sentences = read_sentences(Path(data_path(config.sentences)), config.num_sentences)
+    sentences = read_sentences(config.num_sentences, config.sentences)
     batch = tokenizer(sentences, padding=True, return_tensors="pt")
     real, slots = int(batch["attention_mask"].sum()), batch["attention_mask"].numel()
     with torch.no_grad():

@@ -10,6 +10,7 @@ the recipes name (data/: the tokenizer, GLUE samples and the English corpus samp
     python -m briskbert.trainers.resources accelerate/cpu-2proc   # one recipe's path (e.g. for --config_file)
 """
 
+import json
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -18,6 +19,7 @@ RECIPES = "briskbert.hub_configs"
 TEMPLATES = "briskbert.model_cards"
 DATA = "briskbert.data"
 DATA_PREFIX = "data/"
+SENTENCES = "data/glue/sst2/validation.jsonl"  # real sentences of mixed length (bundled with the package)
 
 
 def package_folder(package: str) -> Path:
@@ -56,6 +58,15 @@ def data_path(name: str) -> str:
         return name
     bundled = package_folder(DATA) / name[len(DATA_PREFIX):]
     return str(bundled) if bundled.exists() else name
+
+
+def read_sentences(count: int, path: str = SENTENCES) -> list[str]:
+    """The first `count` sentences of a JSON Lines file with a `sentence` column (default: the SST-2 sample)."""
+    with open(data_path(path), encoding="utf-8") as handle:
+        rows = [json.loads(line) for _, line in zip(range(count), handle)]
+    if not rows or "sentence" not in rows[0]:
+        raise SystemExit(f"{path} must be JSON Lines with a 'sentence' column (like data/glue/sst2).")
+    return [row["sentence"] for row in rows]
 
 
 def templates_folder() -> Path:

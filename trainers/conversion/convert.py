@@ -45,11 +45,10 @@ from transformers.activations import ACT2FN
 from briskbert import modeling
 from briskbert.modeling import HEADS, BriskBertConfig, BriskBertModel
 
-from ..resources import data_path
+from ..resources import read_sentences
 from .sentence_embeddings import copy_sentence_transformers_modules, find_sentence_transformers_model
 
 SOURCES = ("bert", "mosaicbert")
-CHECK_SENTENCES = "data/glue/sst2/validation.jsonl"  # real sentences (bundled with the package)
 
 # the BERT architecture each BriskBERT class stands in for (same head, same outputs)
 TARGET_CLASSES = {head.bert_name: getattr(modeling, head.name) for head in HEADS}
@@ -468,10 +467,8 @@ def check_against_source(source: Path, output: Path, count: int = 32) -> float:
     from transformers import AutoModel
 
     model_folder, _ = find_sentence_transformers_model(source)
-    with open(data_path(CHECK_SENTENCES), encoding="utf-8") as handle:
-        sentences = [json.loads(line)["sentence"] for _, line in zip(range(count), handle)]
     tokenizer = AutoTokenizer.from_pretrained(output)
-    batch = tokenizer(sentences, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    batch = tokenizer(read_sentences(count), padding=True, truncation=True, max_length=128, return_tensors="pt")
     original = AutoModel.from_pretrained(model_folder, attn_implementation="eager").eval()
     converted = AutoModel.from_pretrained(output, trust_remote_code=True).eval()
     with torch.no_grad():

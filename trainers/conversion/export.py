@@ -14,7 +14,6 @@ the model's outputs. Attention is `scaled_dot_product_attention`, which both exp
 no compiled kernel). Learned positions count from each row's first real token, as the unpadded model's do.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,12 @@ from briskbert import modeling
 from briskbert.modeling import HEADS
 from briskbert.modeling.attention import alibi_bias, alibi_slopes
 
-from ..resources import data_path
+from ..resources import read_sentences
 
 # what each head returns, in order (the ONNX output names)
 OUTPUT_NAMES = {head.name: head.outputs for head in HEADS}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 FORMATS = ("onnx", "torch-export")
-CHECK_SENTENCES = "data/glue/sst2/validation.jsonl"  # real sentences of mixed length (bundled with the package)
 
 
 class PaddedAttention:
@@ -201,9 +199,7 @@ def load_tokenizer(folder: Path):
 
 def real_batch(tokenizer, model, count: int, max_length: int) -> dict:
     """Real SST-2 sentences of mixed length, padded; [batch, 2 choices, seq] for multiple choice."""
-    with open(data_path(CHECK_SENTENCES), encoding="utf-8") as handle:
-        sentences = [json.loads(line)["sentence"] for _, line in zip(range(count), handle)]
-    batch = dict(tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+    batch = dict(tokenizer(read_sentences(count), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
     batch.setdefault("token_type_ids", torch.zeros_like(batch["input_ids"]))
     if type(model).__name__ == "BriskBertForMultipleChoice":
         batch = {k: v.view(count // 2, 2, -1) for k, v in batch.items()}

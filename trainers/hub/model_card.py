@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from briskbert.modeling.heads import head_for_architecture, head_named
 
 from ..data.licenses import DATA_LICENSES, DataLicense
-from ..evaluation.tasks import KIND_HEADS, get_task
+from ..evaluation.tasks import ALIASES, KIND_HEADS, TASKS
 from ..resources import data_path, templates_folder
 
 KINDS = ("base", "domain", "finetuned", "adapter")
@@ -215,10 +215,8 @@ def hub_id_or_none(name: str | None) -> str | None:
 
 def task_license(name: str) -> DataLicense | None:
     """A scored task's data license from the task registry (None for a name the registry does not know)."""
-    try:
-        return get_task(name).license
-    except SystemExit:
-        return None
+    task = TASKS.get(ALIASES.get(name, name))
+    return None if task is None else task.license
 
 
 def render_card(records: Records, repo_id: str, base_model: str | None = None) -> ModelCard:
