@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 from briskbert.trainers.data.tokenizer import UNICODE_NORMALIZATIONS, TokenizerJob, train_tokenizer
-from briskbert.trainers.resources import data_path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +39,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extend", default=None, help="tokenizer folder or hub id to extend instead of training")
     parser.add_argument("--num-new-tokens", type=int, default=1000)
     args = parser.parse_args(argv)
-    for name in ("extend", "compare_with"):  # data/tokenizer works from an install too
-        if getattr(args, name):
-            setattr(args, name, data_path(getattr(args, name)))
     report = train_tokenizer(TokenizerJob(**vars(args)))
     print(json.dumps(report, indent=2))
 

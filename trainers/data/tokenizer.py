@@ -28,6 +28,7 @@ from transformers import BertTokenizer, PreTrainedTokenizerBase, TokenizersBacke
 
 from briskbert.modeling.configuration_briskbert import round_up
 
+from ..resources import data_path
 from .corpus import load_corpus
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -219,7 +220,7 @@ def train_tokenizer(job: TokenizerJob) -> dict:
     sample = texts[:2000]
     report = {"texts": len(texts)}
     if job.extend:
-        base = AutoTokenizer.from_pretrained(job.extend)
+        base = AutoTokenizer.from_pretrained(data_path(job.extend))  # data/tokenizer works from an install too
         tokenizer, new_tokens = extend_tokenizer(base, texts, job.num_new_tokens)
         report.update(base=job.extend, base_vocab=len(base), new_tokens=len(new_tokens), first_new=new_tokens[:20],
                       base_pieces_per_word=pieces_per_word(base, sample))
@@ -229,7 +230,7 @@ def train_tokenizer(job: TokenizerJob) -> dict:
                                     extra_normalizers=ARABIC_NORMALIZERS if job.arabic_normalization else ())
     report.update(vocab_size=len(tokenizer), pieces_per_word=pieces_per_word(tokenizer, sample))
     if job.compare_with:
-        other = AutoTokenizer.from_pretrained(job.compare_with)
+        other = AutoTokenizer.from_pretrained(data_path(job.compare_with))
         report.update(compared_with=job.compare_with, compared_pieces_per_word=pieces_per_word(other, sample))
     output = Path(job.output)
     tokenizer.save_pretrained(output)
