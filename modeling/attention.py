@@ -9,14 +9,18 @@ then called by each layer with the fused projection `qkv` [total, 3, heads, head
 [total, heads, head_dim]. `ATTENTION_BACKENDS` is the one place that maps transformers'
 `config._attn_implementation` to a backend:
 
-- `eager`: plain PyTorch math on sequences padded to the longest; the reference, and the only backend
-  that can return attention probabilities (and the only one that builds batch x heads x seq x seq).
+- `eager`: plain PyTorch math on the caller's padded rows; the reference, and the only backend that can
+  return attention probabilities (and the only one that builds batch x heads x seq x seq). Another backend
+  asked for `output_attentions` answers that call with this one.
 - `sdpa`: `F.scaled_dot_product_attention`, one call per run of equal-length sequences (the batch
   stores sequences sorted by length), so no padding is computed and each call gets a small
   [heads, L, L] ALiBi bias (the default; fast on CPU).
 - `flex_attention`: torch FlexAttention on the packed tokens, ALiBi as a `score_mod` and the document
   boundaries as a block mask.
 - `flash_attention_2`: flash-attn's varlen kernel with its native `alibi_slopes` (CUDA, optional extra).
+
+Under `torch.export` the batch is a `PaddedBatch` (see `unpadding.py`) and every backend but eager becomes
+`PaddedSdpaAttention`.
 """
 
 import functools
@@ -26,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .configuration_briskbert import round_up
-from .unpadding import UnpaddedBatch
+from .unpadding import PaddedBatch, UnpaddedBatch
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
@@ -50,31 +54,46 @@ def alibi_bias(slopes: torch.Tensor, length: int) -> torch.Tensor:
     return -slopes[:, None, None] * distance
 
 
+def padded_rows_bias(documents: torch.Tensor, positions: torch.Tensor, slopes: torch.Tensor | None) -> torch.Tensor:
+    """[batch, heads or 1, seq, seq] additive bias for attention on padded rows, from `token_grid()`'s documents
+    (0 at padding) and positions: ALiBi inside a document, -inf across documents and at padding keys. A padding
+    query's row is all 0 (no -inf row, so no NaN); what it computes is thrown away."""
+    same_document = (documents[:, :, None] == documents[:, None, :]) & (documents[:, None, :] != 0)
+    bias = torch.zeros(same_document.shape, device=documents.device).masked_fill(~same_document, float("-inf"))
+    bias = bias[:, None]
+    if slopes is not None:
+        distance = (positions[:, :, None] - positions[:, None, :]).abs()
+        bias = bias - slopes[None, :, None, None] * distance[:, None]
+    return bias.masked_fill((documents == 0)[:, None, :, None], 0.0)
+
+
 class EagerAttention:
-    """softmax(q k^T / sqrt(d) + ALiBi) v on sequences padded to the longest: slow, obvious, exact."""
+    """softmax(q k^T / sqrt(d) + ALiBi) v on the caller's padded rows: slow, obvious, exact. Its probabilities are
+    what `output_attentions` returns: [batch, heads, seq, seq] in the caller's order, zero at padding and across the
+    documents of a packed row, on the graph (their gradients can be kept)."""
 
     def __init__(self, batch: UnpaddedBatch, slopes: torch.Tensor | None):
-        self.num_sequences, self.length = batch.num_sequences, batch.max_seqlen
-        sequence = batch.sequence_index()
-        self.grid_index = sequence * self.length + batch.positions_in_sequence()  # slot in [sequences * length]
-        is_key = torch.zeros(self.num_sequences * self.length, dtype=torch.bool, device=sequence.device)
-        is_key[self.grid_index] = True
-        key_bias = torch.zeros(is_key.shape, device=sequence.device).masked_fill(~is_key, float("-inf"))
-        # [sequences, heads or 1, length, length]
-        self.bias = key_bias.view(self.num_sequences, 1, 1, self.length)
-        if slopes is not None:
-            self.bias = alibi_bias(slopes, self.length)[None] + self.bias
+        self.batch = batch
+        documents, positions = batch.token_grid()
+        self.bias = padded_rows_bias(documents, positions, slopes)
+        self.padding_queries = (documents == 0)[:, None, :, None]
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
-        heads, head_dim = qkv.shape[2:]
-        grid = qkv.new_zeros(self.num_sequences * self.length, 3, heads, head_dim)
-        grid = grid.index_copy(0, self.grid_index, qkv).view(self.num_sequences, self.length, 3, heads, head_dim)
-        q, k, v = grid.permute(2, 0, 3, 1, 4)  # each [sequences, heads, length, head_dim]
+        q, k, v = self.batch.pad(qkv).permute(2, 0, 3, 1, 4)  # each [batch, heads, seq, head_dim], zeros at padding
         scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale + self.bias
-        probs = scores.softmax(dim=-1).to(q.dtype)
-        out = torch.matmul(F.dropout(probs, p=dropout_p), v)  # [sequences, heads, length, head_dim]
-        out = out.transpose(1, 2).reshape(-1, heads, head_dim).index_select(0, self.grid_index)
-        return out, (probs if output_attentions else None)
+        probs = scores.softmax(dim=-1).masked_fill(self.padding_queries, 0.0).to(q.dtype)
+        out = torch.matmul(F.dropout(probs, p=dropout_p), v)  # [batch, heads, seq, head_dim]
+        return self.batch.unpad(out.transpose(1, 2)), (probs if output_attentions else None)
+
+
+class PaddedSdpaAttention(EagerAttention):
+    """The export path (`PaddedBatch`): SDPA on the padded rows with the same 4-D bias, a graph valid for every
+    input. Every exporter built on `torch.export` supports SDPA (no flash-attn, no compiled kernel)."""
+
+    def __call__(self, qkv, scale, dropout_p, output_attentions=False):
+        q, k, v = self.batch.pad(qkv).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias.to(q.dtype), dropout_p=dropout_p, scale=scale)
+        return self.batch.unpad(out.transpose(1, 2)), None
 
 
 class SdpaAttention:
@@ -217,4 +236,6 @@ def build_attention(
             f"BriskBERT has no attention backend {implementation!r}; choose one of {sorted(ATTENTION_BACKENDS)}."
         )
     slopes = alibi_slopes(num_heads).to(device) if alibi else None
+    if isinstance(batch, PaddedBatch) and implementation != "eager":
+        return PaddedSdpaAttention(batch, slopes)
     return ATTENTION_BACKENDS[implementation](batch, slopes)

@@ -56,6 +56,9 @@ class BriskBertConfig(PreTrainedConfig):
         pad_vocab_size_multiple: see `vocab_size`.
 
     Build a named size with `BriskBertConfig.from_preset("small", vocab_size=...)`.
+
+    As every transformers config it holds any sizes; that the heads divide the hidden size is checked where a
+    model is built from it.
     """
 
     model_type = "briskbert"
@@ -86,11 +89,6 @@ class BriskBertConfig(PreTrainedConfig):
         if self.auto_map is None:
             self.auto_map = dict(AUTO_MAP)
         self.vocab_size = round_up(self.vocab_size, self.pad_vocab_size_multiple)
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads}): choose a head count that divides it (BERT uses heads of 64)."
-            )
         if self.classifier_pooling not in CLASSIFIER_POOLINGS:
             raise ValueError(
                 f"classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."

@@ -8,7 +8,10 @@ What it is made of, and why:
   instead of being upcast to fp32 (MosaicBERT's low-precision LayerNorm).
 - Unpadded: padding is removed once, before the embeddings; every Linear, norm and MLP runs on
   [total_real_tokens, hidden], and attention sees sequence boundaries (cu_seqlens), never padding.
-  Packed rows (several documents per row) work the same way, with no attention across documents.
+  Packed rows (several documents per row) work the same way, with no attention across documents. Under
+  `torch.export` the same layers run on the padded rows instead (`unpadding.PaddedBatch`), so the model exports.
+- Outputs are the caller's shapes: hidden states [batch, seq, hidden] (on the graph), attentions
+  [batch, heads, seq, seq] (computed on the eager backend for a call that asks for them).
 - Attention backends (eager, sdpa, flex_attention, flash_attention_2) live in `attention.py` and are
   picked by transformers' `attn_implementation`.
 - Vocabulary rounded up to a multiple of 64; MLM decoder tied to the embeddings and, in training,
@@ -40,12 +43,15 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from transformers.utils import logging
 
 from .attention import build_attention
 from .configuration_briskbert import BriskBertConfig
 from .cpu_inference import gate, gate_and_value, residual_add
 from .heads import HEADS
-from .unpadding import UnpaddedBatch, unpad_batch
+from .unpadding import PaddedBatch, UnpaddedBatch, padded_batch, unpad_batch
+
+logger = logging.get_logger(__name__)
 
 
 # ---- layers: norm, embeddings, attention, feed-forward, block
@@ -161,32 +167,17 @@ class EncodedTokens:
     """The encoder's output before re-padding: what the task heads work on."""
 
     hidden: torch.Tensor  # [total, hidden]
-    batch: UnpaddedBatch
-    hidden_states: tuple[torch.Tensor, ...] | None  # unpadded, embeddings first
-    attentions: tuple[torch.Tensor, ...] | None  # eager only: [sequences, heads, L, L] per layer
-
-    def first_tokens(self) -> torch.Tensor:
-        """[sequences, hidden]: each sequence's first ([CLS]) token, in the caller's order."""
-        return self.batch.restore_sequence_order(self.hidden[self.batch.cu_seqlens[:-1].long()])
-
-    def mean_pool(self) -> torch.Tensor:
-        """[sequences, hidden]: each sequence's mean over its real tokens, in the caller's order."""
-        sums = self.hidden.new_zeros(self.batch.num_sequences, self.hidden.shape[-1])
-        sums = sums.index_add(0, self.batch.sequence_index(), self.hidden)
-        return self.batch.restore_sequence_order(sums / self.batch.seqlens.unsqueeze(-1).to(sums.dtype))
+    batch: UnpaddedBatch | PaddedBatch
+    hidden_states: tuple[torch.Tensor, ...] | None  # [batch, seq, hidden] per layer, embeddings first
+    attentions: tuple[torch.Tensor, ...] | None  # [batch, heads, seq, seq] per layer
 
     def pool(self, how: str) -> torch.Tensor:
-        """[sequences, hidden] by `config.classifier_pooling`: "cls" (first token) or "mean"."""
-        return self.first_tokens() if how == "cls" else self.mean_pool()
+        """[sequences, hidden] by `config.classifier_pooling`: "cls" (first token) or "mean" (of the real tokens)."""
+        return self.batch.first_tokens(self.hidden) if how == "cls" else self.batch.mean_pool(self.hidden)
 
     def padded_extras(self) -> dict:
-        """hidden_states re-padded to the caller's [batch, seq, hidden], and attentions in the caller's sequence
-        order, for an output class."""
-        hidden_states = None if self.hidden_states is None else tuple(map(self.batch.pad, self.hidden_states))
-        attentions = None
-        if self.attentions is not None:
-            attentions = tuple(map(self.batch.restore_sequence_order, self.attentions))
-        return {"hidden_states": hidden_states, "attentions": attentions}
+        """hidden_states and attentions, for an output class."""
+        return {"hidden_states": self.hidden_states, "attentions": self.attentions}
 
 
 class BriskBertPreTrainedModel(PreTrainedModel):
@@ -207,7 +198,27 @@ class BriskBertPreTrainedModel(PreTrainedModel):
                 f"(model_type={getattr(config, 'model_type', None)!r}): build one with BriskBertConfig(...) or "
                 f"BriskBertConfig.from_preset(...)."
             )
+        if config.hidden_size % config.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({config.hidden_size}) must be divisible by num_attention_heads "
+                f"({config.num_attention_heads}): choose a head count that divides it (BERT uses heads of 64)."
+            )
         super().__init__(config, *inputs, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, *args, output_loading_info=False, **kwargs):
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        # BriskBERT 0.1.0 kept the pooler beside the classifier (pooler.dense.*, classifier.*); transformers would
+        # only warn and start that head from random weights, losing a fine-tuned one
+        legacy = sorted(key for key in info["unexpected_keys"] if key.startswith("pooler.dense."))
+        pooled_head = isinstance(getattr(model, "classifier", None), BriskBertClassificationHead)
+        if legacy and pooled_head and kwargs.get("key_mapping") is None:
+            raise ValueError(
+                f"This checkpoint holds {legacy}: the head layout BriskBERT 0.1.0 saved. Rename its keys "
+                f"pooler.dense.* -> classifier.dense.* and classifier.weight/bias -> classifier.out_proj.weight/bias "
+                f"(safetensors.torch load_file / save_file) and load it again."
+            )
+        return (model, info) if output_loading_info else model
 
     @classmethod
     def _can_set_attn_implementation(cls) -> bool:
@@ -266,17 +277,21 @@ class BriskBertModel(BriskBertPreTrainedModel):
         )
         implementation = self.config._attn_implementation or "sdpa"
         if output_attentions and implementation != "eager":
-            raise ValueError(
-                f"output_attentions needs the eager backend, but this model uses {implementation!r}: load it "
-                f"with attn_implementation='eager' or call model.set_attn_implementation('eager')."
+            logger.warning_once(
+                f"BriskBERT's {implementation!r} attention does not return attention probabilities, so calls with "
+                f"output_attentions=True run on the eager backend. Load the model with attn_implementation='eager' "
+                f"to make that the default."
             )
+            implementation = "eager"
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         ids_shape = tuple(input_ids.shape) if input_ids is not None else tuple(inputs_embeds.shape[:-1])
         device = (input_ids if input_ids is not None else inputs_embeds).device
         if input_ids is not None:
             self._check_token_ids(input_ids)
-        batch = unpad_batch(ids_shape, device, attention_mask, sequence_ids, cu_seqlens)
+        # finding the real tokens needs data-dependent shapes, which an exported graph cannot hold
+        find_batch = padded_batch if torch.compiler.is_exporting() else unpad_batch
+        batch = find_batch(ids_shape, device, attention_mask, sequence_ids, cu_seqlens)
         alibi = self.config.position_embedding_type == "alibi"
         if not alibi and batch.max_seqlen > self.config.max_position_embeddings:
             raise ValueError(
@@ -292,12 +307,21 @@ class BriskBertModel(BriskBertPreTrainedModel):
             positions=None if alibi else batch.positions_in_sequence(),
         )  # [total, hidden]
         attention = build_attention(implementation, batch, self.config.num_attention_heads, device, alibi)
-        hidden_states = [hidden] if output_hidden_states else None
-        attentions = [] if output_attentions else None
+        hidden_states, attentions = [], []
+
+        def keep_padded(hidden):
+            # the caller's [batch, seq] copy is what the next layer reads (unpadded again), so it stays on the graph
+            # and its gradient can be kept (saliency, integrated gradients); only when hidden states are asked for
+            padded = batch.pad(hidden)
+            hidden_states.append(padded)
+            return batch.unpad(padded)
+
+        if output_hidden_states:
+            hidden = keep_padded(hidden)
         for layer in self.layers:
             hidden, probs = layer(hidden, attention, output_attentions)
             if output_hidden_states:
-                hidden_states.append(hidden)
+                hidden = keep_padded(hidden)
             if output_attentions:
                 attentions.append(probs)
         return EncodedTokens(
@@ -308,8 +332,14 @@ class BriskBertModel(BriskBertPreTrainedModel):
         )
 
     def _check_token_ids(self, input_ids):
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(
+                f"input_ids must hold integer token ids, got dtype {input_ids.dtype}: pass the ids the tokenizer "
+                f"returned (torch.long), e.g. tokenizer(texts, return_tensors='pt'); to feed vectors instead of ids, "
+                f"pass them as inputs_embeds."
+            )
         # an out-of-range id is a CUDA device-side assert far from its cause; say what is wrong instead
-        if torch.compiler.is_compiling() or input_ids.numel() == 0:
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting() or input_ids.numel() == 0:
             return
         low, high = int(input_ids.min()), int(input_ids.max())
         if low < 0 or high >= self.config.vocab_size:
@@ -339,7 +369,7 @@ class BriskBertModel(BriskBertPreTrainedModel):
         )
         output = BaseModelOutputWithPooling(
             last_hidden_state=encoded.batch.pad(encoded.hidden),
-            pooler_output=encoded.mean_pool() if self.add_sentence_embedding else None,
+            pooler_output=encoded.batch.mean_pool(encoded.hidden) if self.add_sentence_embedding else None,
             **encoded.padded_extras(),
         )
         return output if _return_dict(self.config, return_dict) else output.to_tuple()
@@ -352,15 +382,28 @@ def _return_dict(config, return_dict) -> bool:
 # ---- task heads, alike so they are easy to audit (modeling/heads.py lists them)
 
 
-class BriskBertPooler(nn.Module):
-    """BERT's pooler: dense + tanh over the pooled token (kept so BERT checkpoints convert exactly)."""
+def _classifier_dropout(config: BriskBertConfig) -> nn.Dropout:
+    p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
+    return nn.Dropout(p)
 
-    def __init__(self, config: BriskBertConfig):
+
+class BriskBertClassificationHead(nn.Module):
+    """One prediction per sequence from its pooled token: BERT's pooler (dense + tanh), dropout, then the output
+    projection, in BERT's order so its checkpoints convert exactly.
+
+    One module named `classifier` (RoBERTa's layout) because that is the name PEFT's sequence-classification
+    defaults save beside an adapter (`modules_to_save=["classifier", "score"]`): the pooler, newly initialised on
+    an MLM checkpoint, is saved with the output projection instead of being lost.
+    """
+
+    def __init__(self, config: BriskBertConfig, num_outputs: int):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = _classifier_dropout(config)
+        self.out_proj = nn.Linear(config.hidden_size, num_outputs)
 
     def forward(self, pooled):
-        return torch.tanh(self.dense(pooled))
+        return self.out_proj(self.dropout(torch.tanh(self.dense(pooled))))
 
 
 class BriskBertPredictionHead(nn.Module):
@@ -374,11 +417,6 @@ class BriskBertPredictionHead(nn.Module):
 
     def forward(self, hidden):
         return self.norm(self.act(self.dense(hidden)))
-
-
-def _classifier_dropout(config: BriskBertConfig) -> nn.Dropout:
-    p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
-    return nn.Dropout(p)
 
 
 class BriskBertForMaskedLM(BriskBertPreTrainedModel):
@@ -443,9 +481,7 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
     def __init__(self, config: BriskBertConfig):
         super().__init__(config)
         self.model = BriskBertModel(config, add_sentence_embedding=False)
-        self.pooler = BriskBertPooler(config)
-        self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = BriskBertClassificationHead(config, config.num_labels)
         self.post_init()
 
     def forward(
@@ -469,8 +505,7 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
             sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states,
         )
-        pooled = encoded.pool(self.config.classifier_pooling)
-        logits = self.classifier(self.dropout(self.pooler(pooled)))
+        logits = self.classifier(encoded.pool(self.config.classifier_pooling))
         loss = None if labels is None else self.loss_function(labels, logits, self.config, **kwargs)
         output = SequenceClassifierOutput(loss=loss, logits=logits, **encoded.padded_extras())
         return output if _return_dict(self.config, return_dict) else output.to_tuple()
@@ -557,9 +592,7 @@ class BriskBertForMultipleChoice(BriskBertPreTrainedModel):
     def __init__(self, config: BriskBertConfig):
         super().__init__(config)
         self.model = BriskBertModel(config, add_sentence_embedding=False)
-        self.pooler = BriskBertPooler(config)
-        self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.classifier = BriskBertClassificationHead(config, 1)
         self.post_init()
 
     def forward(
@@ -588,8 +621,7 @@ class BriskBertForMultipleChoice(BriskBertPreTrainedModel):
             inputs_embeds=flat(inputs_embeds), output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        pooled = encoded.pool(self.config.classifier_pooling)
-        logits = self.classifier(self.dropout(self.pooler(pooled))).view(-1, num_choices)
+        logits = self.classifier(encoded.pool(self.config.classifier_pooling)).view(-1, num_choices)
         loss = None if labels is None else fixed_cross_entropy(logits.float(), labels, **kwargs)
         output = MultipleChoiceModelOutput(loss=loss, logits=logits, **encoded.padded_extras())
         return output if _return_dict(self.config, return_dict) else output.to_tuple()

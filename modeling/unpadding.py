@@ -7,6 +7,9 @@ tokens plus `cu_seqlens`, the cumulative sequence lengths that every attention b
   document, and no token attends across documents;
 - flat packed: `input_ids` [total] or [1, total] with `cu_seqlens` [documents + 1] (flash-attn's
   varlen convention), nothing to remove.
+
+Under `torch.export` (and exporters built on it) the model takes `PaddedBatch` instead: the same interface over
+every token of the padded rows, because finding the real tokens needs shapes that depend on the data.
 """
 
 from dataclasses import dataclass
@@ -80,6 +83,91 @@ class UnpaddedBatch:
         if self.sequence_order is None:
             return per_sequence
         return torch.empty_like(per_sequence).index_copy(0, self.sequence_order, per_sequence)
+
+    def first_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[total, hidden] -> [sequences, hidden]: each sequence's first ([CLS]) token, in the caller's order."""
+        return self.restore_sequence_order(tokens[self.cu_seqlens[:-1].long()])
+
+    def mean_pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[total, hidden] -> [sequences, hidden]: each sequence's mean over its real tokens, in the caller's order."""
+        sums = tokens.new_zeros(self.num_sequences, tokens.shape[-1]).index_add(0, self.sequence_index(), tokens)
+        return self.restore_sequence_order(sums / self.seqlens.unsqueeze(-1).to(sums.dtype))
+
+    def token_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """On the caller's [batch, seq] grid: each token's document (1, 2, ...; 0 at padding) and its position inside
+        it; what attention on padded rows needs to keep documents apart and measure ALiBi distances."""
+        batch, seq = self.shape
+        documents = self.pad(self.sequence_index() + 1).long()
+        positions = self.pad(self.positions_in_sequence())
+        return documents.view(batch, seq), positions.view(batch, seq)
+
+
+@dataclass
+class PaddedBatch:
+    """The `UnpaddedBatch` interface over every token of right- or left-padded rows, one sequence per row: the
+    model's path under `torch.export`, whose graph must hold for every input. Padding tokens are computed and then
+    dropped (`pad` puts `fill_value` there), so real tokens get what the unpadded path gives them."""
+
+    mask: torch.Tensor  # [batch, seq] bool, True at real tokens
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.mask.shape)
+
+    @property
+    def num_sequences(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.mask.numel()
+
+    @property
+    def max_seqlen(self) -> int:
+        return self.mask.shape[1]
+
+    def positions_in_sequence(self) -> torch.Tensor:
+        """[batch * seq] each token's position counted from its row's first real token, as the unpadded path does."""
+        return (self.mask.long().cumsum(1) - 1).clamp(min=0).flatten()
+
+    def input_positions(self) -> torch.Tensor:
+        return torch.arange(self.num_tokens, device=self.mask.device)
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded.reshape(self.num_tokens, *padded.shape[2:])
+
+    def pad(self, tokens: torch.Tensor, fill_value: float = 0.0) -> torch.Tensor:
+        padded = tokens.reshape(*self.shape, *tokens.shape[1:])
+        real = self.mask.view(*self.shape, *([1] * (tokens.dim() - 1)))
+        return padded.masked_fill(~real, fill_value)
+
+    def restore_sequence_order(self, per_sequence: torch.Tensor) -> torch.Tensor:
+        return per_sequence
+
+    def first_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        first = self.mask.int().argmax(1)  # each row's first real token, also when left-padded
+        return tokens.view(*self.shape, -1)[torch.arange(self.num_sequences, device=tokens.device), first]
+
+    def mean_pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        padded = self.pad(tokens)
+        return padded.sum(1) / self.mask.sum(1, keepdim=True).to(padded.dtype)
+
+    def token_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mask.long(), self.positions_in_sequence().view(self.shape)
+
+
+def padded_batch(shape, device, attention_mask=None, sequence_ids=None, cu_seqlens=None) -> PaddedBatch:
+    """The export path's batch for an input of `shape` [batch, seq]."""
+    if sequence_ids is not None or cu_seqlens is not None:
+        raise ValueError(
+            "An exported BriskBERT takes padded rows (input_ids with attention_mask), one sequence per row: export "
+            "without sequence_ids and cu_seqlens (packed rows run on the unpadded model, not in an exported graph)."
+        )
+    if len(shape) != 2:
+        raise ValueError(f"input_ids must be [batch, seq] (got shape {tuple(shape)}).")
+    if attention_mask is None:
+        return PaddedBatch(torch.ones(shape, dtype=torch.bool, device=device))
+    return PaddedBatch(attention_mask.bool())
 
 
 def _sorted_by_length(positions, cu_seqlens, shape) -> UnpaddedBatch:

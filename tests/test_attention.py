@@ -306,13 +306,26 @@ def test_eager_attention_probs_follow_alibi_for_equal_keys(eager_model):
     assert_close(probs, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_output_attentions_on_sdpa_raises(tokenizer, sentences):
+def test_output_attentions_on_sdpa_runs_that_call_on_eager_and_warns_once(tokenizer, sentences, caplog):
     config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer))
     model = BriskBertModel(config).eval()
     model.set_attn_implementation("sdpa")
-    batch = tokenizer(sentences[:2], padding=True, return_tensors="pt")
-    with pytest.raises(ValueError, match="eager"):
-        model(**batch, output_attentions=True)
+    batch = tokenizer(sentences[:3], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        with caplog.at_level("WARNING"):
+            first = model(**batch, output_attentions=True)
+            second = model(**batch, output_attentions=True)
+        assert model.config._attn_implementation == "sdpa"  # only those calls ran on eager
+        model.set_attn_implementation("eager")
+        eager = model(**batch, output_attentions=True)
+    assert sum("run on the eager backend" in record.message for record in caplog.records) <= 1
+    for a, b, c in zip(first.attentions, second.attentions, eager.attentions):
+        assert a.shape == (3, config.num_attention_heads, *batch["input_ids"].shape[1:], batch["input_ids"].shape[1])
+        assert_close(a, c)
+        assert_close(b, c)
+    padding = batch["attention_mask"] == 0
+    assert (first.attentions[0].permute(0, 2, 1, 3)[padding] == 0).all(), "padding queries get all-zero rows"
+    assert_close(first.last_hidden_state, eager.last_hidden_state, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ bf16

@@ -82,11 +82,14 @@ def test_tokenizer_vocab_fits_rounded_vocab(tokenizer):
     assert config.vocab_size % 64 == 0
 
 
-def test_hidden_size_not_divisible_by_heads_raises():
+def test_hidden_size_not_divisible_by_heads_raises_when_the_model_is_built():
+    # a config holds any values (transformers' convention: build, save, reload); the model refuses the shape
+    config = BriskBertConfig(hidden_size=100, num_attention_heads=12, num_hidden_layers=1, intermediate_size=8)
+    assert BriskBertConfig.from_dict(config.to_dict()).hidden_size == 100
     with pytest.raises(ValueError, match=r"hidden_size \(100\) must be divisible by num_attention_heads \(12\)"):
-        BriskBertConfig(hidden_size=100, num_attention_heads=12)
+        BriskBertModel(config)
     with pytest.raises(ValueError, match="divisible"):
-        BriskBertConfig.from_preset("tiny", num_attention_heads=5)  # 64 % 5 != 0
+        BriskBertForMaskedLM(BriskBertConfig.from_preset("tiny", num_attention_heads=5))  # 64 % 5 != 0
 
 
 def test_bad_classifier_pooling_raises():

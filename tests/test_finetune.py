@@ -69,7 +69,7 @@ def test_lora_saves_the_adapter_alone_and_reloads_to_the_same_predictions(tiny_b
     results = run(tiny_briskbert, "sst2", tmp_path / "lora", data_dir, "--peft", "lora", "--max-steps", "4")
     assert results["peft"]["method"] == "LORA"
     assert results["peft"]["target_modules"] == ["Wi", "Wo", "Wqkv"]  # declared by BriskBERT
-    assert results["peft"]["modules_to_save"] == ["classifier", "pooler"]
+    assert results["peft"]["modules_to_save"] == ["classifier"]
     assert results["trainable_parameters"] < results["total_parameters"] / 10
     final = tmp_path / "lora" / "final"
     names = {p.name for p in final.iterdir()}
@@ -146,7 +146,7 @@ def test_other_peft_methods_come_from_a_config_file(tiny_briskbert, data_dir, tm
     config = tmp_path / "ia3.json"
     config.write_text(json.dumps({"peft_type": "IA3", "target_modules": ["Wqkv", "Wi"], "feedforward_modules": ["Wi"]}))
     results = run(tiny_briskbert, "sst2", tmp_path / "ia3", data_dir, "--peft-config", str(config), "--max-steps", "2")
-    assert results["peft"]["method"] == "IA3" and results["peft"]["modules_to_save"] == ["classifier", "pooler"]
+    assert results["peft"]["method"] == "IA3" and results["peft"]["modules_to_save"] == ["classifier"]
     assert (tmp_path / "ia3" / "final" / "adapter_config.json").is_file()
 
 

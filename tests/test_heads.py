@@ -552,3 +552,19 @@ def test_fresh_python_cannot_import_local_packages(tmp_path, run_fresh_python):
     assert "pythonpath None" in out and "offline 1" in out
     with pytest.raises(pytest.fail.Exception, match="ZeroDivisionError"):
         run_fresh_python("1 / 0", cwd=tmp_path)
+
+
+def test_a_checkpoint_with_the_old_pooler_layout_is_refused_naming_the_renames(tmp_path, tokenizer):
+    """BriskBERT 0.1.0 saved the pooler beside the classifier; loading it must not start a fine-tuned head afresh."""
+    from safetensors.torch import load_file, save_file
+
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), num_labels=2)
+    BriskBertForSequenceClassification(config).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    old = {key.replace("classifier.dense.", "pooler.dense.").replace("classifier.out_proj.", "classifier."): value
+           for key, value in weights.items()}
+    save_file(old, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"pooler\.dense\.\* -> classifier\.dense\.\*"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    AutoModelForSequenceClassification.from_pretrained(tmp_path)  # renamed: loads

@@ -121,7 +121,7 @@ def test_adapter_uploads_alone_and_its_card_names_the_base_model(tmp_path, token
     base.save_pretrained(tmp_path / "base")
     base = BriskBertForSequenceClassification.from_pretrained(tmp_path / "base")  # as finetune.py loads it
     model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["Wqkv", "Wo", "Wi"],
-                                            modules_to_save=["classifier", "pooler"]))
+                                            modules_to_save=["classifier"]))
     model.save_pretrained(tmp_path / "run" / "final")
     tokenizer.save_pretrained(tmp_path / "run" / "final")
     hub = LocalHub(tmp_path / "hub")

@@ -356,6 +356,13 @@ def test_out_of_vocab_token_id_raises(small_model, bad_id, shown):
         small_model(input_ids=ids)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
+def test_non_integer_input_ids_raise_naming_the_fix(small_model, dtype):
+    ids = torch.randint(1, 1000, (2, 6)).to(dtype)
+    with pytest.raises(ValueError, match=rf"input_ids must hold integer token ids, got dtype {dtype}.*inputs_embeds"):
+        small_model(input_ids=ids)
+
+
 def test_last_vocab_id_is_accepted(small_model):
     ids = torch.tensor([[0, 1023, 5]])
     with torch.no_grad():

@@ -9,8 +9,9 @@ transformers BERT (`model_type="bert"`, separate query/key/value) -> BriskBERT w
 - query, key, value are concatenated (rows) into `Wqkv`, in that order, as BriskBERT reads [3, heads, head_dim];
 - learned positions count from 0 in every sequence, as BERT's do for right-padded rows (BERT also counts the
   padding of left-padded rows; BriskBERT never sees padding);
-- the pooler (dense + tanh on [CLS]) becomes `BriskBertPooler` of the classification / multiple-choice heads
-  (`classifier_pooling="cls"`). A bare `BertModel`'s pooler is kept in the folder under the same name, so a
+- the pooler (dense + tanh on [CLS]) becomes `classifier.dense` of the classification / multiple-choice heads
+  (`classifier_pooling="cls"`), BERT's `classifier` their `classifier.out_proj`. A bare `BertModel`'s pooler is
+  kept in the folder as `classifier.dense`, so a
   classification head later fine-tuned from the folder starts from it, as `BertForSequenceClassification` does
   from `bert-base`; `BriskBertModel` itself ignores it (its `pooler_output` is the mean-pooled sentence
   embedding). A sentence-transformers folder's pooler is dropped, and the conversion says so: the
@@ -31,7 +32,8 @@ layers match them:
   acts on the GLU activations before `wo`, BriskBERT's on the block output; identical outside training;
 - MLM head: dense, `hidden_act`, LayerNorm with eps fixed at 1e-12, decoder tied to the word embeddings -- matched
   (BriskBERT's head uses `layer_norm_eps`, so a config with another eps is refused);
-- sequence classification: pooler (dense + tanh on the first token), dropout, classifier -- matched.
+- sequence classification: pooler (dense + tanh on the first token), dropout, classifier -- matched (as
+  `classifier.dense`, `classifier.out_proj`).
 """
 
 import json
@@ -254,15 +256,19 @@ def _fill_heads(keys: Keys, architecture: str, config: BriskBertConfig, encoder:
                 state["decoder.weight"] = _padded_rows(decoder, config.vocab_size)
         if config.tie_word_embeddings:
             state["decoder.weight"] = embeddings
-    if architecture in ("BertForSequenceClassification", "BertForMultipleChoice"):
-        state["pooler.dense.weight"] = keys.take("bert.pooler.dense.weight")
-        state["pooler.dense.bias"] = keys.take("bert.pooler.dense.bias")
+    pooled_head = architecture in POOLED_HEAD_ARCHITECTURES
+    if pooled_head:  # BERT's pooler and classifier make up BriskBERT's one `classifier` module
+        for kind in ("weight", "bias"):
+            state[f"classifier.dense.{kind}"] = keys.take(f"bert.pooler.dense.{kind}")
     for head in ("classifier", "qa_outputs"):
         if keys.has(f"{head}.weight") or architecture in _HEAD_OWNERS[head]:
-            state[f"{head}.weight"] = keys.take(f"{head}.weight")
-            state[f"{head}.bias"] = keys.take(f"{head}.bias")
+            target = "classifier.out_proj" if head == "classifier" and pooled_head else head
+            state[f"{target}.weight"] = keys.take(f"{head}.weight")
+            state[f"{target}.bias"] = keys.take(f"{head}.bias")
 
 
+# the heads that pool each sequence into BriskBertClassificationHead (BERT's pooler, dropout, classifier)
+POOLED_HEAD_ARCHITECTURES = ("BertForSequenceClassification", "BertForMultipleChoice")
 _HEAD_OWNERS = {
     "classifier": ("BertForSequenceClassification", "BertForTokenClassification", "BertForMultipleChoice"),
     "qa_outputs": ("BertForQuestionAnswering",),
@@ -345,7 +351,7 @@ def convert_bert(config: dict, tensors: dict[str, torch.Tensor], sentence_transf
             pooler = None
         else:
             notes.append(
-                "kept BertModel's pooler as `pooler.dense` for classification heads fine-tuned from this folder; "
+                "kept BertModel's pooler as `classifier.dense` for classification heads fine-tuned from this folder; "
                 "BriskBertModel's pooler_output is the mean-pooled sentence embedding instead"
             )
     keys.check_all_taken()
@@ -397,7 +403,7 @@ def convert_mosaicbert(config: dict, tensors: dict[str, torch.Tensor]) -> Conver
     pooler = None
     if architecture == "BertModel" and keys.has(f"{base}pooler.dense.weight"):
         pooler = {kind: keys.take(f"{base}pooler.dense.{kind}") for kind in ("weight", "bias")}
-        notes.append("kept BertModel's pooler as `pooler.dense` for classification heads fine-tuned from this folder")
+        notes.append("kept BertModel's pooler as `classifier.dense` for classification heads fine-tuned from this folder")
     keys.check_all_taken()
     model = _build(model_class, briskbert_config, state)
     return Conversion(model, notes + _vocabulary_note(source_vocab, briskbert_config), pooler)
@@ -454,10 +460,11 @@ def save_converted(conversion: Conversion, output: Path):
         raise ConversionError(f"{output} exists and is not empty: choose a new --output folder.")
     state_dict = None
     if conversion.pooler is not None:
-        # BriskBertForSequenceClassification's layout: the encoder under `model.`, BERT's pooler as `pooler.dense`;
-        # AutoModel strips the prefix and reports the pooler as unused, the classification heads load it
+        # BriskBertForSequenceClassification's layout: the encoder under `model.`, BERT's pooler as
+        # `classifier.dense`; AutoModel strips the prefix and reports the pooler as unused, the classification heads
+        # load it (and initialise only `classifier.out_proj`)
         state_dict = {f"model.{key}": value for key, value in conversion.model.state_dict().items()}
-        state_dict.update({f"pooler.dense.{kind}": value for kind, value in conversion.pooler.items()})
+        state_dict.update({f"classifier.dense.{kind}": value for kind, value in conversion.pooler.items()})
     conversion.model.save_pretrained(output, state_dict=state_dict)
 
 

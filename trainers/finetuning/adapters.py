@@ -3,7 +3,7 @@
 `--peft lora` needs no other flag: the targets come from the model class (BriskBERT declares
 `default_lora_target_modules`: its fused attention projection Wqkv, the attention output Wo and the GLU
 layers Wi/Wo), else from `LORA_TARGET_MODULES` by model_type, else from PEFT's own table. The task head
-(classifier, BriskBERT's pooler, qa_outputs) is trained in full and saved with the adapter
+(classifier, which holds BriskBERT's pooler, or qa_outputs) is trained in full and saved with the adapter
 (`modules_to_save`), so an adapter folder is everything a reload needs besides the base model.
 """
 
@@ -15,7 +15,7 @@ from peft import LoraConfig, PeftModel, get_peft_config, get_peft_model
 LORA_TARGET_MODULES = {
     "bert": ["query", "key", "value", "dense"],  # attention projections and both feed-forward layers
 }
-HEAD_MODULES = ("pooler", "classifier", "qa_outputs", "score")
+HEAD_MODULES = ("classifier", "qa_outputs", "score")
 
 
 def lora_target_modules(model) -> list[str]:
