@@ -1,5 +1,6 @@
-"""Export: the padded graph (trainers/conversion/export.py) equals the unpadded PyTorch model for every head, padded
-rows included; briskbert-export writes ONNX that onnxruntime runs to the same outputs, and a torch.export program.
+"""Export: every BriskBERT head exports itself with `torch.export` (dynamic batch and sequence) and the graph equals
+the unpadded PyTorch model on other shapes, right- and left-padded rows included; torch.onnx's dynamo path takes the
+model itself; briskbert-export writes ONNX that onnxruntime runs to the same outputs, and a torch.export program.
 
 Tolerance: 1e-5 absolute on hidden states and embeddings; logits (|x| up to tens) 1e-5 absolute + 1e-5 relative.
 """
@@ -13,26 +14,11 @@ import torch
 from torch.testing import assert_close
 
 from briskbert import modeling
-from briskbert.modeling import (
-    HEADS,
-    BriskBertConfig,
-    BriskBertForMaskedLM,
-    BriskBertForMultipleChoice,
-    BriskBertForSequenceClassification,
-    BriskBertModel,
-)
-from briskbert.trainers.conversion.export import (
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    PaddedBriskBert,
-    export_model,
-    load_briskbert,
-    real_batch,
-)
+from briskbert.modeling import HEADS, BriskBertConfig, BriskBertForMaskedLM, BriskBertModel
+from briskbert.trainers.conversion.export import INPUT_NAMES, OUTPUT_NAMES, dynamic_shapes, export_model, load_briskbert, real_batch
 
 ATOL = RTOL = 1e-5
-# every head of the registry but multiple choice, whose inputs have a choices dimension (tested on its own below)
-SINGLE_SEQUENCE_HEADS = [getattr(modeling, head.name) for head in HEADS if head.name != "BriskBertForMultipleChoice"]
+HEAD_CLASSES = [getattr(modeling, head.name) for head in HEADS]
 
 
 def build(model_class, tokenizer, **overrides):
@@ -47,12 +33,6 @@ def model_outputs(model, batch):
     return [getattr(out, name) for name in OUTPUT_NAMES[type(model).__name__]]
 
 
-def wrapper_outputs(model, batch):
-    with torch.no_grad():
-        out = PaddedBriskBert(model)(*(batch[name] for name in INPUT_NAMES))
-    return list(out) if isinstance(out, tuple) else [out]
-
-
 def assert_outputs_equal(actual, expected):
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
@@ -60,39 +40,55 @@ def assert_outputs_equal(actual, expected):
         assert_close(a, e, rtol=RTOL, atol=ATOL)
 
 
-@pytest.fixture(scope="module")
-def batch(make_batch, sentences):
-    return make_batch(sentences[:12])  # mixed lengths: most rows padded
+def padded_batches(tokenizer, sentences, model_class):
+    """Right- and left-padded rows of real sentences ([batch, 2 choices, seq] for multiple choice)."""
+    batches = []
+    for side in ("right", "left"):
+        tokenizer.padding_side = side
+        try:
+            batch = dict(tokenizer(sentences, padding=True, return_tensors="pt"))
+        finally:
+            tokenizer.padding_side = "right"
+        if model_class.__name__ == "BriskBertForMultipleChoice":
+            batch = {k: v.view(len(sentences) // 2, 2, -1) for k, v in batch.items()}
+        batches.append(batch)
+    assert batches[1]["attention_mask"].flatten(0, -2)[:, 0].eq(0).any(), "the batch should hold left-padded rows"
+    return batches
 
 
-@pytest.mark.parametrize("model_class", SINGLE_SEQUENCE_HEADS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("positions", ["alibi", "absolute"])
-def test_padded_graph_equals_the_model_for_every_head(tokenizer, batch, model_class, positions):
+@pytest.mark.parametrize(
+    "model_class, positions",
+    [(cls, "alibi") for cls in HEAD_CLASSES]
+    + [(modeling.BriskBertModel, "absolute"), (modeling.BriskBertForSequenceClassification, "absolute")],
+    ids=lambda x: x if isinstance(x, str) else x.__name__,
+)
+def test_every_head_exports_itself_with_dynamic_shapes(tokenizer, sentences, model_class, positions):
     overrides = {"position_embedding_type": "absolute", "mlp_type": "mlp"} if positions == "absolute" else {}
     model = build(model_class, tokenizer, **overrides)
-    assert_outputs_equal(wrapper_outputs(model, batch), model_outputs(model, batch))
+    example = padded_batches(tokenizer, sentences[:4], model_class)[0]
+    shapes = dict(zip(INPUT_NAMES, dynamic_shapes(model_class.__name__)))
+    program = torch.export.export(model, (), kwargs=example, dynamic_shapes={k: shapes[k] for k in example})
+    for batch in padded_batches(tokenizer, sentences[4:14], model_class):  # another batch size and length
+        with torch.no_grad():
+            exported = program.module()(**batch)
+        names = OUTPUT_NAMES[model_class.__name__]
+        assert_outputs_equal([exported[name] for name in names], model_outputs(model, batch))
 
 
-def test_padded_graph_mean_pooling_and_multiple_choice(tokenizer, make_batch, sentences):
-    model = build(BriskBertForSequenceClassification, tokenizer, classifier_pooling="mean")
-    batch = make_batch(sentences[:12])
-    assert_outputs_equal(wrapper_outputs(model, batch), model_outputs(model, batch))
-    model = build(BriskBertForMultipleChoice, tokenizer)
-    choices = {k: v.view(6, 2, -1) for k, v in batch.items()}
-    assert_outputs_equal(wrapper_outputs(model, choices), model_outputs(model, choices))
-
-
-@pytest.mark.parametrize("positions", ["alibi", "absolute"])
-def test_padded_graph_handles_left_padding(tokenizer, sentences, positions):
-    overrides = {"position_embedding_type": "absolute", "mlp_type": "mlp"} if positions == "absolute" else {}
-    model = build(BriskBertForSequenceClassification, tokenizer, **overrides)
-    tokenizer.padding_side = "left"
-    try:
-        batch = dict(tokenizer(sentences[:6], padding=True, return_tensors="pt"))
-    finally:
-        tokenizer.padding_side = "right"
-    assert batch["attention_mask"][:, 0].eq(0).any(), "the batch should hold left-padded rows"
-    assert_outputs_equal(wrapper_outputs(model, batch), model_outputs(model, batch))
+def test_torch_onnx_dynamo_export_of_the_model_itself_runs_in_onnxruntime(tokenizer, sentences, tmp_path):
+    model = build(modeling.BriskBertForSequenceClassification, tokenizer)
+    right, left = padded_batches(tokenizer, sentences[:4], type(model))
+    args = (right["input_ids"], right["attention_mask"])
+    free = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}
+    torch.onnx.export(model, args, str(tmp_path / "model.onnx"), input_names=["input_ids", "attention_mask"],
+                      output_names=["logits"], dynamic_shapes=(free, free), dynamo=True, external_data=False)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    for batch in padded_batches(tokenizer, sentences[4:14], type(model)):
+        inputs = {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy()}
+        (logits,) = session.run(["logits"], inputs)
+        with torch.no_grad():
+            expected = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        assert_close(torch.from_numpy(logits), expected, rtol=RTOL, atol=ATOL)
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +135,8 @@ def test_torch_export_program_has_the_models_outputs(saved_models, tokenizer, tm
     model = load_briskbert(saved_models["alibi-mlm"])
     batch = reference_batch(tokenizer, model)
     with torch.no_grad():
-        logits = program.module()(*(batch[name] for name in INPUT_NAMES))
-    assert_outputs_equal([logits], model_outputs(model, batch))
+        outputs = program.module()(*(batch[name] for name in INPUT_NAMES))
+    assert_outputs_equal(list(outputs), model_outputs(model, batch))
 
 
 def test_export_refuses_a_folder_that_is_not_briskbert(tmp_path, tokenizer):
