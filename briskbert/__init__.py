@@ -11,7 +11,7 @@ from .modeling import *  # noqa: F403  (the config, PRESETS, HEADS and every mod
 from .modeling import HEADS, BriskBertConfig
 from .modeling import __all__ as _MODELING_NAMES
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # transformers Auto class -> the BriskBERT class it builds from a BriskBertConfig
 AUTO_CLASSES = {getattr(transformers, head.auto_class): getattr(modeling, head.name) for head in HEADS}
