@@ -11,7 +11,7 @@ quickstart: install
 	$(PYTHON) scripts/quickstart.py
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 benchmark:
 	$(PYTHON) scripts/benchmark.py

@@ -1,12 +1,21 @@
 """Shared fixtures for the BriskBERT tests: the real tokenizer, real sentences, batching and a clean subprocess."""
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
+# Under `pytest -n 2` (the README's command) two workers share the machine's 2 cores: one thread each, for them and
+# the processes they start, instead of 2 x 2 threads fighting; and each worker its own cache of remote-code modules,
+# which transformers writes while loading trust_remote_code models. Set before torch and transformers are imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["HF_MODULES_CACHE"] = tempfile.mkdtemp(prefix=f"hf_modules_{os.environ['PYTEST_XDIST_WORKER']}_")
 
-from briskbert.trainers.hub.fresh_process import FreshProcessError, run_without_briskbert
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from briskbert.trainers.hub.fresh_process import FreshProcessError, run_without_briskbert  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

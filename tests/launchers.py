@@ -1,6 +1,7 @@
 """Test support: the launchers as a user starts them, their installed console scripts (`briskbert-pretrain`, ...)."""
 
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -12,3 +13,17 @@ def console_script(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f"console script {name} is not installed: pip install -e . (the README's set-up)")
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def accelerate_two_processes(*args: str) -> list[str]:
+    """The command `accelerate launch --config_file hub_configs/accelerate/cpu-2proc.yaml ...` on a free port, so
+    launches in parallel test workers do not meet on accelerate's default one."""
+    config = Path(__file__).resolve().parents[1] / "hub_configs" / "accelerate" / "cpu-2proc.yaml"
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+            "--main_process_port", str(free_port()), *args]

@@ -8,11 +8,10 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from launchers import console_script
+from launchers import accelerate_two_processes, console_script
 from task_data import write_task
 
 from briskbert.trainers.evaluation.harness import evaluate_config, evaluate_model
@@ -85,9 +84,7 @@ def test_named_tasks_without_data_are_errors_not_skips(tiny_briskbert, tmp_path)
 
 def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
     """`accelerate launch` on 2 CPU processes (hub_configs/accelerate/cpu-2proc.yaml) running the harness."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), "-m", "briskbert.scripts.evaluate_model",
-               *args]
+    command = accelerate_two_processes("-m", "briskbert.scripts.evaluate_model", *args)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 

@@ -5,11 +5,11 @@ method from a config file, gradient accumulation, early stopping, and flags that
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launchers import accelerate_two_processes
 from task_data import write_task
 from transformers import BertConfig, BertForMaskedLM
 
@@ -179,10 +179,9 @@ def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, dat
     """`accelerate launch -m briskbert.scripts.finetune` as users run it, on 2 CPU processes: NER scores gathered from both
     processes (batches padded across processes) equal the single-process scores of the same model."""
     single = run(tiny_briskbert, "conll2003", tmp_path / "one", data_dir, "--max-steps", "0")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), "-m", "briskbert.scripts.finetune",
-               "--model", str(tiny_briskbert), "--task", "conll2003", "--output-dir", str(tmp_path / "two"),
-               "--data-dir", str(data_dir), "--max-steps", "0", "--eval-batch-size", "5"]
+    command = accelerate_two_processes(
+        "-m", "briskbert.scripts.finetune", "--model", str(tiny_briskbert), "--task", "conll2003",
+        "--output-dir", str(tmp_path / "two"), "--data-dir", str(data_dir), "--max-steps", "0", "--eval-batch-size", "5")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launchers import console_script
+from launchers import accelerate_two_processes, console_script
 from safetensors.torch import load_file
 
 from briskbert.trainers.config import parse_config
@@ -30,9 +30,7 @@ FAST = ["--max-seq-length", "64", "--eval-rows", "16", "--log-every", "1", "--ev
 
 
 def pretrain_command(output_dir: Path, *args: str, processes: int = 1) -> list[str]:
-    launcher = [sys.executable, SCRIPT] if processes == 1 else [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(REPO / "hub_configs" / "accelerate" / "cpu-2proc.yaml"), SCRIPT]
+    launcher = [sys.executable, SCRIPT] if processes == 1 else accelerate_two_processes(SCRIPT)
     return [*launcher, "--config", RECIPE, "--output-dir", str(output_dir), *FAST, *args]
 
 
