@@ -15,7 +15,14 @@ from torch.testing import assert_close
 
 from briskbert import modeling
 from briskbert.modeling import HEADS, BriskBertConfig, BriskBertForMaskedLM, BriskBertModel
-from briskbert.trainers.conversion.export import INPUT_NAMES, OUTPUT_NAMES, dynamic_shapes, export_model, load_briskbert, real_batch
+from briskbert.trainers.conversion.export import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    dynamic_shapes,
+    export_model,
+    load_briskbert,
+    real_batch,
+)
 
 ATOL = RTOL = 1e-5
 HEAD_CLASSES = [getattr(modeling, head.name) for head in HEADS]

@@ -181,7 +181,8 @@ def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, dat
     single = run(tiny_briskbert, "conll2003", tmp_path / "one", data_dir, "--max-steps", "0")
     command = accelerate_two_processes(
         "-m", "briskbert.scripts.finetune", "--model", str(tiny_briskbert), "--task", "conll2003",
-        "--output-dir", str(tmp_path / "two"), "--data-dir", str(data_dir), "--max-steps", "0", "--eval-batch-size", "5")
+        "--output-dir", str(tmp_path / "two"), "--data-dir", str(data_dir), "--max-steps", "0",
+        "--eval-batch-size", "5")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]

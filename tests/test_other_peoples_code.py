@@ -6,9 +6,19 @@ import json
 
 import pytest
 import torch
-from peft import AutoPeftModelForSequenceClassification, AutoPeftModelForTokenClassification, LoraConfig, PeftModel
-from peft import AutoPeftModelForQuestionAnswering, get_peft_model
-from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoModelForTokenClassification
+from peft import (
+    AutoPeftModelForQuestionAnswering,
+    AutoPeftModelForSequenceClassification,
+    AutoPeftModelForTokenClassification,
+    LoraConfig,
+    PeftModel,
+    get_peft_model,
+)
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
 
 from briskbert import BriskBertPreTrainedModel
 
