@@ -1,5 +1,6 @@
 """Test support: the launchers as a user starts them, their installed console scripts (`briskbert-pretrain`, ...)."""
 
+import os
 import shutil
 import socket
 import sys
@@ -19,6 +20,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def launch_environment() -> dict:
+    """The environment a launched run gets in the tests: one thread per process, so a run on 1 or 2 processes does the
+    same arithmetic in the same order; offline; no tokenizer threads."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def accelerate_two_processes(*args: str) -> list[str]:

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from launchers import accelerate_two_processes, console_script
+from launchers import accelerate_two_processes, console_script, launch_environment
 from task_data import write_task
 
 from briskbert.trainers.evaluation.harness import evaluate_config, evaluate_model
@@ -85,8 +85,8 @@ def test_named_tasks_without_data_are_errors_not_skips(tiny_briskbert, tmp_path)
 def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
     """`accelerate launch` on 2 CPU processes (hub_configs/accelerate/cpu-2proc.yaml) running the harness."""
     command = accelerate_two_processes("-m", "briskbert.scripts.evaluate_model", *args)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=REPO, env=launch_environment(), capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_spread_runs_deals_tasks_to_two_processes(tiny_briskbert, tmp_path):

@@ -3,13 +3,12 @@ save alone and reload to the same predictions, merged models that load without P
 method from a config file, gradient accumulation, early stopping, and flags that fail with a clear message."""
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from launchers import accelerate_two_processes
+from launchers import accelerate_two_processes, launch_environment
 from task_data import write_task
 from transformers import BertConfig, BertForMaskedLM
 
@@ -183,8 +182,8 @@ def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, dat
         "-m", "briskbert.scripts.finetune", "--model", str(tiny_briskbert), "--task", "conll2003",
         "--output-dir", str(tmp_path / "two"), "--data-dir", str(data_dir), "--max-steps", "0",
         "--eval-batch-size", "5")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=tmp_path, env=launch_environment(), capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["num_processes"] == 2

@@ -5,7 +5,6 @@ single-process batch; kill -9 or SIGTERM, then --resume, reproduce the uninterru
 configs fail with messages that name the fix."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launchers import accelerate_two_processes, console_script
+from launchers import accelerate_two_processes, console_script, launch_environment
 from safetensors.torch import load_file
 
 from briskbert.trainers.config import parse_config
@@ -34,14 +33,9 @@ def pretrain_command(output_dir: Path, *args: str, processes: int = 1) -> list[s
     return [*launcher, "--config", RECIPE, "--output-dir", str(output_dir), *FAST, *args]
 
 
-def environment() -> dict:
-    # one thread per process, so every run (1 or 2 processes) does the same arithmetic in the same order
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
 def pretrain(output_dir: Path, *args: str, processes: int = 1, expect_rc: int = 0) -> subprocess.CompletedProcess:
-    result = subprocess.run(pretrain_command(output_dir, *args, processes=processes), cwd=REPO, env=environment(),
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(pretrain_command(output_dir, *args, processes=processes), cwd=REPO,
+                            env=launch_environment(), capture_output=True, text=True, timeout=600)
     if result.returncode != expect_rc:
         pytest.fail(f"pretrain.py exited {result.returncode} (expected {expect_rc})\n{result.stdout[-3000:]}\n"
                     f"{result.stderr[-5000:]}", pytrace=False)
@@ -126,7 +120,7 @@ def test_interrupted_run_resumes_onto_the_same_curve(tmp_path, stop_signal, data
     pretrain(reference, *args)
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(pretrain_command(interrupted, *args), cwd=REPO, env=environment(),
+    process = subprocess.Popen(pretrain_command(interrupted, *args), cwd=REPO, env=launch_environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first_checkpoint = interrupted / "checkpoints" / "step_00000010"
     deadline = time.time() + 300
@@ -194,7 +188,7 @@ def test_continued_pretraining_with_a_tokenizer_extended_beforehand(tmp_path, re
     subprocess.run([console_script("briskbert-train-tokenizer"), "--extend",
                     str(reference_run / "final"), "--num-new-tokens", "10", "--files",
                     str(data_dir / "corpus" / "en"), "--output", str(extended)],
-                   cwd=REPO, env=environment(), check=True, capture_output=True)
+                   cwd=REPO, env=launch_environment(), check=True, capture_output=True)
     output = tmp_path / "continued"
     result = pretrain(output, "--init-from", str(reference_run / "final"), "--tokenizer", str(extended),
                       "--max-steps", "2", "--micro-batch-size", "4")
