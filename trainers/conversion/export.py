@@ -36,7 +36,8 @@ class NamedOutputs(nn.Module):
         self.kind = type(model).__name__
         if self.kind not in OUTPUT_NAMES:
             raise ValueError(f"Cannot export {self.kind}: expected one of the BriskBERT classes {sorted(OUTPUT_NAMES)}.")
-        self.model = model.eval()
+        self.model = model
+        self.eval()  # the wrapper too, not only the model: exporters warn about (and trace) training mode
 
     @property
     def output_names(self) -> tuple[str, ...]:
