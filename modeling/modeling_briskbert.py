@@ -208,6 +208,12 @@ class BriskBertPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, *args, output_loading_info=False, **kwargs):
         model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        if getattr(model.config, "briskbert_int8", None):
+            # int8 weights under fp32 names: transformers would start every encoder Linear from random weights
+            raise ValueError(
+                "This folder holds an int8 BriskBERT (written by briskbert.save_quantized); load it with "
+                "briskbert.load_quantized(path) (pip install briskbert), or quantize the fp32 model again."
+            )
         # BriskBERT 0.1.0 kept the pooler beside the classifier (pooler.dense.*, classifier.*); transformers would
         # only warn and start that head from random weights, losing a fine-tuned one
         legacy = sorted(key for key in info["unexpected_keys"] if key.startswith("pooler.dense."))

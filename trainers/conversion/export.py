@@ -25,6 +25,7 @@ from ..resources import read_sentences
 OUTPUT_NAMES = {head.name: head.outputs for head in HEADS}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 FORMATS = ("onnx", "torch-export")
+INT8_CHECK_SENTENCES = slice(256, 288)  # after the 256 that quantize() calibrates on by default
 
 
 class NamedOutputs(nn.Module):
@@ -136,3 +137,25 @@ def real_batch(tokenizer, model, count: int, max_length: int) -> dict:
     if type(model).__name__ == "BriskBertForMultipleChoice":
         batch = {k: v.view(count // 2, 2, -1) for k, v in batch.items()}
     return {name: batch[name] for name in INPUT_NAMES}
+
+
+def export_int8(folder, output, method: str = "smooth-outliers", max_length: int = 128) -> tuple[float, float]:
+    """Quantize the BriskBERT in `folder` (briskbert.quantize) and write the int8 folder (save_quantized), then run it
+    beside the fp32 model on real SST-2 sentences it was not calibrated on; returns the mean and min cosine of their
+    first outputs, row by row."""
+    from ..inference.quantize import load_quantized, quantize, save_quantized
+
+    folder, output = Path(folder), Path(output)
+    model = load_briskbert(folder)
+    tokenizer = load_tokenizer(folder)
+    save_quantized(quantize(model, method, tokenizer=tokenizer), output, tokenizer=tokenizer)
+    int8 = load_quantized(output)
+    sentences = read_sentences(INT8_CHECK_SENTENCES.stop)[INT8_CHECK_SENTENCES]
+    check = dict(tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+    if type(model).__name__ == "BriskBertForMultipleChoice":
+        check = {k: v.view(len(sentences) // 2, 2, -1) for k, v in check.items()}
+    name = OUTPUT_NAMES[type(model).__name__][0]
+    with torch.no_grad():
+        expected, got = (getattr(m(**check), name).flatten(1).float() for m in (model, int8))
+    cosine = torch.nn.functional.cosine_similarity(expected, got, dim=-1)
+    return cosine.mean().item(), cosine.min().item()

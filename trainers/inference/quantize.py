@@ -1,0 +1,298 @@
+"""int8 BriskBERT for CPU inference that keeps the fp32 model's accuracy, on the unpadded path.
+
+    int8 = briskbert.quantize(model)                  # calibrates on real sentences, returns the int8 model
+    briskbert.save_quantized(int8, "out/")            # a folder: config (with the int8 recipe), int8 weights
+    int8 = briskbert.load_quantized("out/")
+
+Every Linear of the encoder layers becomes an `Int8Linear`: int8 weights (one scale per output row), activations
+quantized per call by fbgemm's dynamic kernels. Plain dynamic int8 loses too much on real BERTs (0.82 min cosine on
+all-MiniLM-L6-v2 embeddings): a few input channels carry activations 10-30x the others, so one per-tensor scale
+leaves the rest a handful of levels. Two measured remedies (docs/int8.md has the table) fix it:
+- SmoothQuant: divide each input channel by s_j = amax_j^alpha / wmax_j^(1-alpha) and multiply the weight's column
+  by it (the product is unchanged), moving the outliers' range into the weights, which int8 holds per row;
+- outlier channels: the ~2% of input channels with the largest calibrated range stay fp32 (LLM.int8()'s
+  decomposition, with channels chosen once at calibration, not per call).
+The FFN output projection is not smoothed: its input (GELU output) has token outliers that smoothing moves into
+every other token's weight range, which measured worse than keeping its top channels in fp32.
+
+The heads (classifier, MLM decoder, QA/NER outputs) stay fp32: they are a small share of the FLOPs and quantizing
+them is where a task's score moves.
+"""
+
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..resources import read_sentences
+
+INT8_CONFIG_KEY = "briskbert_int8"  # config.json entry of a saved int8 model: the recipe it was quantized with
+FFN_OUTPUT = "mlp.Wo"
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How `quantize` treats each Linear. `method` names the preset, the fields are what it means:
+    - smooth_alpha: SmoothQuant's migration strength for Linears fed by a LayerNorm or attention (None: off);
+    - outlier_fraction: share of input channels kept fp32 (by calibrated range; 0: none);
+    - per_channel: one weight scale per output row (else one per tensor);
+    - ffn_output: whether the FFN output projection is quantized at all (else it stays fp32)."""
+
+    method: str = "smooth-outliers"
+    smooth_alpha: float | None = 0.5
+    outlier_fraction: float = 0.02
+    per_channel: bool = True
+    ffn_output: bool = True
+
+
+METHODS = {
+    "smooth-outliers": Int8Recipe(),
+    "dynamic": Int8Recipe("dynamic", smooth_alpha=None, outlier_fraction=0.0, per_channel=False),
+    "dynamic-per-channel": Int8Recipe("dynamic-per-channel", smooth_alpha=None, outlier_fraction=0.0),
+    "smoothquant": Int8Recipe("smoothquant", outlier_fraction=0.0),
+    "smoothquant-fp32-ffn-output": Int8Recipe("smoothquant-fp32-ffn-output", outlier_fraction=0.0, ffn_output=False),
+}
+
+
+class Int8Linear(nn.Module):
+    """y = int8(x * input_scale) @ int8(W * s)^T + x[:, outliers] @ W[:, outliers]^T + b.
+
+    `input_scale` is 1/s with zeros at the outlier channels, so one multiply both smooths the input and drops the
+    channels the small fp32 matmul handles. The int8 weight and its scales are plain buffers (they save to
+    safetensors); fbgemm's packed form is built from them on first use."""
+
+    def __init__(self, in_features: int, out_features: int, num_outliers: int = 0, smoothed: bool = False):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("weight_int8", torch.zeros(out_features, in_features, dtype=torch.int8))
+        self.register_buffer("weight_scale", torch.ones(out_features))
+        self.register_buffer("bias", torch.zeros(out_features))
+        self.register_buffer("input_scale", torch.ones(in_features) if smoothed or num_outliers else None)
+        self.register_buffer("outlier_index", torch.zeros(num_outliers, dtype=torch.long) if num_outliers else None)
+        self.register_buffer("outlier_weight", torch.zeros(out_features, num_outliers) if num_outliers else None)
+        self._packed = None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, smoothing: torch.Tensor | None, outliers: torch.Tensor | None,
+                    per_channel: bool) -> "Int8Linear":
+        weight = linear.weight.detach().float()
+        module = cls(linear.in_features, linear.out_features, 0 if outliers is None else len(outliers),
+                     smoothed=smoothing is not None)
+        input_scale = torch.ones(linear.in_features)
+        quantized = weight.clone()
+        if smoothing is not None:
+            quantized *= smoothing
+            input_scale = 1.0 / smoothing
+        if outliers is not None:
+            module.outlier_index.copy_(outliers)
+            module.outlier_weight.copy_(weight[:, outliers])
+            quantized[:, outliers] = 0.0
+            input_scale[outliers] = 0.0
+        if module.input_scale is not None:
+            module.input_scale.copy_(input_scale)
+        row_range = quantized.abs().amax(dim=1) if per_channel else quantized.abs().amax().expand(linear.out_features)
+        scale = (row_range / 127.0).clamp(min=1e-12)
+        module.weight_int8.copy_(torch.round(quantized / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        module.weight_scale.copy_(scale)
+        if linear.bias is not None:
+            module.bias.copy_(linear.bias.detach())
+        return module
+
+    def _apply(self, fn, recurse=True):
+        self._packed = None  # moved or cast buffers: pack again from them
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._packed = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def packed(self):
+        if self._packed is None:
+            zero_points = torch.zeros(self.out_features, dtype=torch.long)
+            with warnings.catch_warnings():
+                # torch 2.13 marks quantized tensors deprecated (their kernels are moving to torchao); fbgemm's
+                # prepack still takes only them, and this is the one place one is built
+                warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+                weight = torch.quantize_per_channel(
+                    self.weight_int8.float() * self.weight_scale[:, None], self.weight_scale.double(), zero_points,
+                    axis=0, dtype=torch.qint8,
+                )
+            self._packed = torch.ops.quantized.linear_prepack(weight, self.bias.float())
+        return self._packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            raise RuntimeError("Int8Linear runs on the CPU (fbgemm's int8 kernels); keep the int8 model on the CPU.")
+        shape = x.shape
+        x = x.reshape(-1, self.in_features).float()
+        scaled = x if self.input_scale is None else x * self.input_scale
+        # reduce_range: fbgemm's AVX2 kernels accumulate pairs in int16, so activations use 7 bits to never saturate
+        y = torch.ops.quantized.linear_dynamic(scaled, self.packed(), reduce_range=True)
+        if self.outlier_index is not None:
+            y = torch.addmm(y, x[:, self.outlier_index], self.outlier_weight.t())
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        outliers = 0 if self.outlier_index is None else len(self.outlier_index)
+        return f"in={self.in_features}, out={self.out_features}, fp32 outlier channels={outliers}"
+
+
+def encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """The Linears of the encoder layers (attention Wqkv/Wo, feed-forward Wi/Wo), by qualified name."""
+    encoder = getattr(model, "model", model)
+    layers = getattr(encoder, "layers", None)
+    if layers is None or not hasattr(model, "config") or model.config.model_type != "briskbert":
+        raise TypeError(f"quantize takes a BriskBERT model (any head), got {type(model).__name__}; convert a BERT "
+                        f"first (briskbert-convert --from bert ...).")
+    prefix = "model." if encoder is not model else ""
+    return {f"{prefix}layers.{name}": module for name, module in layers.named_modules()
+            if type(module) is nn.Linear}
+
+
+def calibration_batches(model, tokenizer=None, texts=None, num_texts: int = 256, batch_size: int = 32,
+                        max_length: int = 128) -> list[dict]:
+    """Tokenized batches of real text to measure activation ranges on: `texts`, or the package's bundled SST-2
+    sentences. The tokenizer defaults to the one saved beside the model."""
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        source = getattr(model.config, "_name_or_path", "")
+        if not source or not Path(source).exists():
+            raise ValueError("quantize needs a tokenizer to calibrate with: pass tokenizer=... (or calibration "
+                             "batches), or load the model from a folder that holds its tokenizer.")
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    if texts is None:
+        texts = read_sentences(num_texts)
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError("quantize got no calibration text: pass a list of non-empty strings.")
+    return [tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt") for i in range(0, len(texts), batch_size)]
+
+
+@torch.inference_mode()
+def input_ranges(model, linears: dict[str, nn.Linear], batches: list[dict]) -> dict[str, torch.Tensor]:
+    """Per input channel, the largest |activation| each Linear sees on the calibration batches (real tokens only:
+    the unpadded path never shows a Linear a padding row)."""
+    ranges = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen = inputs[0].detach().reshape(-1, module.in_features).abs().amax(dim=0).float()
+            ranges[name] = torch.maximum(ranges[name], seen) if name in ranges else seen
+        return hook
+
+    handles = [linear.register_forward_hook(record(name)) for name, linear in linears.items()]
+    encoder = getattr(model, "model", model)  # the layers are all calibration needs, whatever the head's input shape
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        for batch in batches:
+            encoder(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")})
+    finally:
+        for handle in handles:
+            handle.remove()
+        encoder.train(was_training)
+    return ranges
+
+
+def smoothing_scales(activation_range: torch.Tensor, weight: torch.Tensor, alpha: float) -> torch.Tensor:
+    weight_range = weight.detach().abs().amax(dim=0).float().clamp(min=1e-5)
+    return (activation_range.clamp(min=1e-5) ** alpha / weight_range ** (1 - alpha)).clamp(min=1e-5)
+
+
+def quantize(model, method: str | Int8Recipe = "smooth-outliers", tokenizer=None, texts=None,
+             batches: list[dict] | None = None, inplace: bool = False):
+    """An int8 copy of a BriskBERT model (any head) for CPU inference. `method` is a name in METHODS (default:
+    the measured most accurate, "smooth-outliers") or an Int8Recipe. Calibration runs the fp32 model on `batches`,
+    or on `texts` tokenized with `tokenizer`, or on 256 bundled SST-2 sentences."""
+    import copy
+
+    recipe = METHODS[method] if isinstance(method, str) and method in METHODS else method
+    if not isinstance(recipe, Int8Recipe):
+        raise ValueError(f"unknown int8 method {method!r}: choose one of {', '.join(METHODS)}")
+    if next(model.parameters()).device.type != "cpu":
+        raise ValueError("int8 BriskBERT runs on the CPU: move the model there first (model.cpu()).")
+    linears = encoder_linears(model)
+    needs_ranges = recipe.smooth_alpha is not None or recipe.outlier_fraction > 0
+    if needs_ranges and batches is None:
+        batches = calibration_batches(model, tokenizer, texts)
+    ranges = input_ranges(model, linears, batches) if needs_ranges else {}
+    target = model if inplace else copy.deepcopy(model)
+    for name in linears:
+        linear = target.get_submodule(name)
+        ffn_output = name.endswith(FFN_OUTPUT)
+        if ffn_output and not recipe.ffn_output:
+            continue
+        smoothing = outliers = None
+        activation_range = ranges.get(name)
+        if recipe.smooth_alpha is not None and not ffn_output:
+            smoothing = smoothing_scales(activation_range, linear.weight, recipe.smooth_alpha)
+            activation_range = activation_range / smoothing
+        num_outliers = round(recipe.outlier_fraction * linear.in_features)
+        if num_outliers:
+            outliers = activation_range.topk(num_outliers).indices.sort().values
+        parent, _, leaf = name.rpartition(".")
+        setattr(target.get_submodule(parent), leaf, Int8Linear.from_linear(linear, smoothing, outliers,
+                                                                           recipe.per_channel))
+    target.eval()
+    setattr(target.config, INT8_CONFIG_KEY, {**asdict(recipe), "layout": layout_of(target)})
+    return target
+
+
+def layout_of(model) -> dict[str, int]:
+    """Each Int8Linear's number of fp32 outlier channels (-1: no input scale), enough to rebuild the modules."""
+    return {name: (-1 if module.input_scale is None else
+                   0 if module.outlier_index is None else len(module.outlier_index))
+            for name, module in model.named_modules() if isinstance(module, Int8Linear)}
+
+
+def save_quantized(model, folder: str | Path, tokenizer=None):
+    """Write an int8 model as a folder: config.json (with the int8 recipe and layout), model.safetensors (int8
+    weights and scales), the model code and, if given, the tokenizer. Load it with `load_quantized`."""
+    if not getattr(model.config, INT8_CONFIG_KEY, None):
+        raise ValueError("save_quantized takes the model quantize() returned; save an fp32 model with "
+                         "save_pretrained.")
+    model.save_pretrained(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+
+
+def load_quantized(folder: str | Path):
+    """The int8 model `save_quantized` wrote, ready for CPU inference."""
+    from transformers import AutoConfig
+
+    import briskbert
+
+    config = AutoConfig.from_pretrained(folder)
+    recipe = getattr(config, INT8_CONFIG_KEY, None)
+    if not recipe:
+        raise ValueError(f"{folder} holds no int8 BriskBERT (no {INT8_CONFIG_KEY} in its config.json): load it "
+                         f"with from_pretrained, then briskbert.quantize(model).")
+    architecture = (config.architectures or ["BriskBertModel"])[0]
+    model = getattr(briskbert, architecture)(config)
+    for name, num_outliers in recipe["layout"].items():
+        linear = model.get_submodule(name)
+        parent, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(parent), leaf, Int8Linear(linear.in_features, linear.out_features,
+                                                               max(num_outliers, 0), smoothed=num_outliers >= 0))
+    from safetensors.torch import load_file
+
+    state = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        state.update(load_file(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [key for key in missing if not key.endswith(tied_suffixes(model))]
+    if missing or unexpected:
+        raise ValueError(f"{folder} does not match its int8 layout: missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]}. Quantize the fp32 model again and save it with save_quantized.")
+    model.tie_weights()
+    return model.eval()
+
+
+def tied_suffixes(model) -> tuple[str, ...]:
+    tied = getattr(model, "_tied_weights_keys", None) or {}
+    return tuple(tied) if not isinstance(tied, dict) else tuple(tied.keys())
