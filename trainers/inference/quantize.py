@@ -30,22 +30,26 @@ from torch import nn
 from ..resources import read_sentences
 
 INT8_CONFIG_KEY = "briskbert_int8"  # config.json entry of a saved int8 model: the recipe it was quantized with
-FFN_OUTPUT = "mlp.Wo"
+
+
+ROLES = ("attention.Wqkv", "attention.Wo", "mlp.Wi", "mlp.Wo")  # each encoder Linear's role, by its name's end
 
 
 @dataclass(frozen=True)
 class Int8Recipe:
-    """How `quantize` treats each Linear. `method` names the preset, the fields are what it means:
-    - smooth_alpha: SmoothQuant's migration strength for Linears fed by a LayerNorm or attention (None: off);
-    - outlier_fraction: share of input channels kept fp32 (by calibrated range; 0: none);
+    """How `quantize` treats each Linear, by role (ROLES). `method` names the preset; the fields say what it means:
+    - smooth_alpha: SmoothQuant's migration strength, for the roles in `smooth` (None: off);
+    - outlier_fraction: share of input channels kept fp32 (by calibrated range), for the roles in `outliers`;
     - per_channel: one weight scale per output row (else one per tensor);
-    - ffn_output: whether the FFN output projection is quantized at all (else it stays fp32)."""
+    - fp32: roles left unquantized."""
 
     method: str = "smooth-outliers"
     smooth_alpha: float | None = 0.5
+    smooth: tuple[str, ...] = ("attention.Wqkv", "attention.Wo", "mlp.Wi")
     outlier_fraction: float = 0.02
+    outliers: tuple[str, ...] = ROLES
     per_channel: bool = True
-    ffn_output: bool = True
+    fp32: tuple[str, ...] = ()
 
 
 METHODS = {
@@ -53,7 +57,8 @@ METHODS = {
     "dynamic": Int8Recipe("dynamic", smooth_alpha=None, outlier_fraction=0.0, per_channel=False),
     "dynamic-per-channel": Int8Recipe("dynamic-per-channel", smooth_alpha=None, outlier_fraction=0.0),
     "smoothquant": Int8Recipe("smoothquant", outlier_fraction=0.0),
-    "smoothquant-fp32-ffn-output": Int8Recipe("smoothquant-fp32-ffn-output", outlier_fraction=0.0, ffn_output=False),
+    "smoothquant-fp32-ffn-output": Int8Recipe("smoothquant-fp32-ffn-output", outlier_fraction=0.0,
+                                              fp32=("mlp.Wo",)),
 }
 
 
@@ -217,22 +222,22 @@ def quantize(model, method: str | Int8Recipe = "smooth-outliers", tokenizer=None
     if next(model.parameters()).device.type != "cpu":
         raise ValueError("int8 BriskBERT runs on the CPU: move the model there first (model.cpu()).")
     linears = encoder_linears(model)
-    needs_ranges = recipe.smooth_alpha is not None or recipe.outlier_fraction > 0
+    needs_ranges = (recipe.smooth_alpha is not None and recipe.smooth) or (recipe.outlier_fraction and recipe.outliers)
     if needs_ranges and batches is None:
         batches = calibration_batches(model, tokenizer, texts)
     ranges = input_ranges(model, linears, batches) if needs_ranges else {}
     target = model if inplace else copy.deepcopy(model)
     for name in linears:
         linear = target.get_submodule(name)
-        ffn_output = name.endswith(FFN_OUTPUT)
-        if ffn_output and not recipe.ffn_output:
+        role = next(role for role in ROLES if name.endswith(role))
+        if role in recipe.fp32:
             continue
         smoothing = outliers = None
         activation_range = ranges.get(name)
-        if recipe.smooth_alpha is not None and not ffn_output:
+        if recipe.smooth_alpha is not None and role in recipe.smooth:
             smoothing = smoothing_scales(activation_range, linear.weight, recipe.smooth_alpha)
             activation_range = activation_range / smoothing
-        num_outliers = round(recipe.outlier_fraction * linear.in_features)
+        num_outliers = round(recipe.outlier_fraction * linear.in_features) if role in recipe.outliers else 0
         if num_outliers:
             outliers = activation_range.topk(num_outliers).indices.sort().values
         parent, _, leaf = name.rpartition(".")

