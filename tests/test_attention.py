@@ -183,6 +183,21 @@ def test_flex_attention_cpu_forward_matches_eager_and_refuses_backward(mlm, mlm_
     assert_close(second[real], second_ref[real], rtol=0, atol=ATOL)
 
 
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+def test_sdpa_cuda_forward_and_backward_match_eager(mlm, mlm_batch):
+    model = mlm.to("cuda")
+    batch = {k: v.to("cuda") for k, v in mlm_batch.items()}
+    try:
+        ref = _run_with_grads(model, batch, "eager")
+        got = _run_with_grads(model, batch, "sdpa")
+    finally:
+        mlm.to("cpu")
+    _assert_hidden_close(got[0], ref[0], "sdpa cuda")
+    _assert_logits_close(got[1], ref[1], mlm)
+    assert_close(got[3], ref[3], rtol=1e-4, atol=1e-4)
+    _assert_grads_close(got[4], ref[4])
+
+
 @pytest.mark.skipif(not HAS_CUDA, reason="flex_attention backward needs CUDA (torch has no CPU backward for flex)")
 def test_flex_attention_cuda_forward_and_backward_match_eager(mlm, mlm_batch):
     model = mlm.to("cuda")
@@ -331,21 +346,25 @@ def test_output_attentions_on_sdpa_runs_that_call_on_eager_and_warns_once(tokeni
 # ------------------------------------------------------------------------------------------ bf16
 
 
-def test_bf16_autocast_keeps_layernorm_in_bf16_and_stays_close_to_fp32(tokenizer, make_batch, sentences):
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_keeps_layernorm_in_bf16_and_stays_close_to_fp32(device, tokenizer, make_batch, sentences):
     torch.manual_seed(0)
     config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer))
-    model = BriskBertModel(config).eval()
+    model = BriskBertModel(config).eval().to(device)
     norms = [m for m in model.modules() if isinstance(m, LowPrecisionLayerNorm)]
     assert len(norms) == 1 + 2 * config.num_hidden_layers
     seen = []
     handles = [norm.register_forward_hook(lambda mod, args, out: seen.append(out.dtype)) for norm in norms]
-    batch = make_batch(sentences[:8])
+    batch = {k: v.to(device) for k, v in make_batch(sentences[:8]).items()}
     try:
         with torch.no_grad():
             fp32 = model(**batch).last_hidden_state
             assert seen and all(d == torch.float32 for d in seen), "without autocast LayerNorm stays fp32"
             seen.clear()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast(device, dtype=torch.bfloat16):
                 bf16 = model(**batch).last_hidden_state
     finally:
         for handle in handles:
@@ -359,20 +378,22 @@ def test_bf16_autocast_keeps_layernorm_in_bf16_and_stays_close_to_fp32(tokenizer
     assert relative < 5e-2, f"bf16 vs fp32 relative error {relative:.3g}"
 
 
-def test_bf16_training_step_sdpa_matches_eager(tokenizer, make_batch, sentences):
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_training_step_sdpa_matches_eager(device, tokenizer, make_batch, sentences):
     """Under bf16 autocast with gradients, sdpa runs its attention in fp32 on CPU (faster backward there); the
-    output keeps the autocast dtype and loss and gradients agree with the eager reference."""
+    output keeps the autocast dtype and loss and gradients agree with the eager reference (on CUDA too)."""
     torch.manual_seed(0)
     config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), hidden_dropout_prob=0.0)
-    model = BriskBertForMaskedLM(config).train()
+    model = BriskBertForMaskedLM(config).train().to(device)
     batch = make_batch(sentences[:8])
     labels = torch.where((torch.rand(batch["input_ids"].shape) < 0.3) & batch["attention_mask"].bool(),
                          batch["input_ids"], -100)
+    batch, labels = {k: v.to(device) for k, v in batch.items()}, labels.to(device)
     results = {}
     for backend in ("eager", "sdpa"):
         model.set_attn_implementation(backend)
         model.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             out = model(**batch, labels=labels, output_hidden_states=True)
         out.loss.backward()
         results[backend] = (out.loss.detach(), out.hidden_states[-1].detach(), model.model.layers[0].attention.Wqkv.weight.grad.clone())
