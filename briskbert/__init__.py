@@ -10,6 +10,7 @@ from . import modeling
 from .modeling import *  # noqa: F403  (the config, PRESETS, HEADS and every model class)
 from .modeling import HEADS, BriskBertConfig
 from .modeling import __all__ as _MODELING_NAMES
+from .trainers.inference.onnx_encoder import OnnxEncoder
 from .trainers.inference.quantize import load_quantized, quantize, save_quantized
 
 __version__ = "0.2.0"
@@ -28,4 +29,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = [*_MODELING_NAMES, "AUTO_CLASSES", "quantize", "save_quantized", "load_quantized"]
+__all__ = [*_MODELING_NAMES, "AUTO_CLASSES", "quantize", "save_quantized", "load_quantized", "OnnxEncoder"]

@@ -159,3 +159,36 @@ def test_export_of_a_folder_without_tokenizer_says_how_to_add_one(tmp_path, toke
     build(BriskBertForMaskedLM, tokenizer).save_pretrained(tmp_path)  # weights and code, no tokenizer files
     with pytest.raises(SystemExit, match=r"has no tokenizer .*save_pretrained"):
         export_model(tmp_path, "onnx", tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("model_class", [c for c in HEAD_CLASSES if c.__name__ != "BriskBertForMultipleChoice"],
+                         ids=lambda c: c.__name__)
+def test_onnx_encoder_runs_the_export_in_length_groups_like_the_model(model_class, tokenizer, sentences, tmp_path):
+    """briskbert.OnnxEncoder: called like the model on padded torch tensors, it returns the exported head's first
+    output, equal to PyTorch on real tokens (1e-5), whatever micro-batches its token budget cuts."""
+    import briskbert
+
+    model = build(model_class, tokenizer)
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    export_model(folder, "onnx", tmp_path / "model.onnx")
+    batch = dict(tokenizer(sentences[:12], padding=True, return_tensors="pt"))
+    expected = model_outputs(model, batch)[0]
+    for budget in (64, 100_000):  # many micro-batches of similar length, then one
+        encoder = briskbert.OnnxEncoder(tmp_path / "model.onnx", token_budget=budget)
+        assert encoder.session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+        got = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        assert got.shape == expected.shape
+        if encoder.token_level:
+            real = batch["attention_mask"].bool()
+            assert_close(got[real], expected[real], rtol=RTOL, atol=ATOL)
+        else:
+            assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    tokenizer.padding_side = "left"
+    try:
+        left = dict(tokenizer(sentences[:4], padding=True, return_tensors="pt"))
+    finally:
+        tokenizer.padding_side = "right"
+    with pytest.raises(ValueError, match="right-padded"):
+        encoder(left["input_ids"], left["attention_mask"])
