@@ -57,3 +57,24 @@ def test_segment_lengths_of_padded_and_packed_rows():
 def test_matmul_peak_is_a_positive_rate_in_either_precision():
     for dtype in (torch.float32, torch.bfloat16):
         assert matmul_peak("cpu", dtype, size=64, repeats=1) > 0
+
+
+def test_cpu_anchors_run_beside_briskbert_and_a_missing_package_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    """Every CPU anchor (onnxruntime-fused and int8 HF BERT, CTranslate2 fp32/int8, torch int8 HF BERT, BriskBERT
+    int8) runs in one benchmark beside BriskBERT and BertModel; a contender whose package is absent is skipped and
+    the reason names the install."""
+    from briskbert.trainers.config import parse_config
+    from briskbert.trainers.speed import cpu_anchors
+    from briskbert.trainers.speed.benchmark import BenchmarkConfig, run_benchmark
+
+    argv = ["--preset", "tiny", "--dtypes", "fp32", "--modes", "inference", "--backends", "sdpa", "--baselines",
+            "bert,cpu-anchors", "--num-batches", "2", "--batch-size", "4", "--repeats", "1", "--no-memory"]
+    record = run_benchmark(parse_config(BenchmarkConfig, [*argv, "--output", str(tmp_path / "all.json")]))
+    models = {row["model"] for row in record["results"]}
+    assert models == {"briskbert:sdpa", "bert", *cpu_anchors.ANCHORS}, (models, record["meta"]["skipped"])
+    assert all(row["real_tokens_per_s"] > 0 and 0 < row["mfu"] < 1 for row in record["results"])
+    monkeypatch.setitem(cpu_anchors.PACKAGES, "ct2-bert", "not_a_package_here")
+    monkeypatch.setitem(cpu_anchors.INSTALL, "not_a_package_here", "pip install it")
+    record = run_benchmark(parse_config(BenchmarkConfig, [*argv, "--output", str(tmp_path / "skip.json")]))
+    assert "ct2-bert" not in {row["model"] for row in record["results"]}
+    assert record["meta"]["skipped"] == {"ct2-bert": "ct2-bert needs not_a_package_here (pip install it)"}

@@ -40,6 +40,8 @@ import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
 from ..resources import data_path
+from .cpu_anchors import ANCHORS, build_anchor, skip_reason
+from .cpu_anchors import runs_in as anchor_runs_in
 from .contenders import (MINILM_TASKS, Runner, available_backends, build_model, glue_texts, make_batches, runs_in,
                          useful_flops)
 from .embedding_job import compare_embed
@@ -60,7 +62,9 @@ class BenchmarkConfig:
     max_length: int = 128
     threads: int | None = None  # torch threads (default: torch's choice)
     backends: str | None = None  # BriskBERT backends, comma list (default: every available one)
-    baselines: str = "bert,modernbert"  # comma list of bert, modernbert
+    # comma list of bert, modernbert and the CPU anchors (trainers/speed/cpu_anchors.py: bert-int8, ort-bert,
+    # ort-bert-int8, ct2-bert, ct2-bert-int8, briskbert-int8; "cpu-anchors" names them all)
+    baselines: str = "bert,modernbert"
     data_dir: str | None = None  # a folder laid out like data/ (default: ./data, else the bundled samples)
     # tasks whose validation sentences are shuffled together; default sst2 (~67% padding at batch 32), with
     # compare=minilm all of cola,sst2,mrpc,stsb,rte
@@ -114,7 +118,10 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
     slots = sum(b["attention_mask"].numel() for b in batches)
     backends = args.backends.split(",") if args.backends else available_backends(args.device)
     baselines = [b for b in args.baselines.split(",") if b]
-    names = [f"briskbert:{b}" for b in backends] + baselines
+    if "cpu-anchors" in baselines:
+        baselines = [b for b in baselines if b != "cpu-anchors"] + [a for a in ANCHORS if a not in baselines]
+    anchors = [b for b in baselines if b in ANCHORS]
+    names = [f"briskbert:{b}" for b in backends] + [b for b in baselines if b not in ANCHORS]
     dtypes, modes = args.dtypes.split(","), args.modes.split(",")
     print(
         f"BriskBERT benchmark: preset={args.preset} device={args.device} threads={threads} "
@@ -126,13 +133,26 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         print("  note: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 runs emulated, several times slower than "
               "fp32 for every model; its ratios say little about bf16 hardware")
     runners = {name: Runner(name, build_model(name, args.preset, len(tokenizer), tokenizer), args.device) for name in names}
+    skipped = {}
+    for anchor in anchors:
+        reason = skip_reason(anchor, args.device)
+        if reason:
+            print(f"  skipped: {reason}")
+            skipped[anchor] = reason
+            continue
+        bert = runners["bert"].model if "bert" in runners else build_model("bert", args.preset, len(tokenizer), tokenizer)
+        brisk = (runners["briskbert:sdpa"].model if "briskbert:sdpa" in runners
+                 else build_model("briskbert:sdpa", args.preset, len(tokenizer), tokenizer))
+        runners[anchor] = build_anchor(anchor, bert, brisk, batches, tokenizer, threads)
+        names.append(anchor)
     briskbert_config = runners[names[0]].model.config if names[0].startswith("briskbert") else None
     rows = []
     for dtype in dtypes:
         peak_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
         peak = matmul_peak(args.device, peak_dtype)
         for mode in modes:
-            active = [name for name in names if runs_in(name, mode, args.device)]
+            active = [name for name in names if runs_in(name, mode, args.device)
+                      and (name not in ANCHORS or anchor_runs_in(name, mode, dtype))]
             for name in active:  # warm-up: allocator, kernels, FlexAttention compile
                 runners[name].run(mode, dtype, batches[0])
                 runners[name].sync()
@@ -152,7 +172,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
             for name in active:
                 model = runners[name].model
                 median = statistics.median(seconds[name])
-                glu = not isinstance(model, BertForMaskedLM)
+                glu = getattr(runners[name], "glu", not isinstance(model, BertForMaskedLM))
                 flops = useful_flops(model.config, batches, mode, glu)
                 rows.append(
                     {
@@ -176,6 +196,9 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         del runners
         gc.collect()
         for row in rows:
+            if row["model"] in ANCHORS:  # built in this process only; their memory is not what this compares
+                row["peak_memory_mib"] = None
+                continue
             spec = {
                 "name": row["model"], "mode": row["mode"], "dtype": row["dtype"], "preset": args.preset,
                 "device": args.device, "threads": threads, "data": str(data), "tasks": tasks, "batch_size": args.batch_size,
@@ -201,6 +224,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         "flush_denormal": True,
         "cpu_native_bf16": cpu_has_native_bf16() if args.device == "cpu" else None,
         "briskbert_vocab_size": getattr(briskbert_config, "vocab_size", None),
+        "skipped": skipped,
     }
     record = {"meta": meta, "results": rows}
     output.write_text(json.dumps(record, indent=2))
