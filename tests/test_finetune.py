@@ -205,3 +205,14 @@ def test_length_grouped_batches_cover_every_example_once_per_epoch_with_little_p
     assert padded < 0.7 * sum(len(b) * max(lengths[i] for i in b) for b in random_batches)
     results = run(tiny_briskbert, "sst2", tmp_path / "grouped", data_dir, "--group-by-length", "--max-steps", "4")
     assert results["steps"] == 4 and results["hyperparameters"]["group_by_length"] is True
+
+
+@pytest.mark.parametrize("task", ["sst2", "conll2003"])
+def test_a_fine_tuned_model_is_scored_in_int8(task, tiny_briskbert, data_dir, tmp_path):
+    trained = run(tiny_briskbert, task, tmp_path / "run", data_dir, "--max-steps", "4")
+    int8 = run(tmp_path / "run" / "final", task, tmp_path / "int8", data_dir, "--max-steps", "0", "--int8", "true")
+    assert int8["int8"] is True and trained["int8"] is False
+    main = TASKS[task].main_metric
+    assert abs(int8["eval"][task]["metrics"][main] - trained["eval"][task]["metrics"][main]) <= 0.2
+    with pytest.raises(SystemExit, match="--max-steps 0"):
+        run(tmp_path / "run" / "final", task, tmp_path / "bad", data_dir, "--max-steps", "2", "--int8", "true")

@@ -31,7 +31,7 @@ PACKAGED = ["briskbert/scripts/pretrain.py", "briskbert/trainers/pretraining/loo
             "briskbert/data/glue/sst2/validation.jsonl", "briskbert/metrics/glue.py"]
 CONSOLE_SCRIPTS = ["briskbert-train-tokenizer", "briskbert-pretrain", "briskbert-finetune", "briskbert-evaluate",
                    "briskbert-build-variant", "briskbert-push-to-hub", "briskbert-convert", "briskbert-export",
-                   "briskbert-benchmark"]
+                   "briskbert-benchmark", "briskbert-embed"]
 
 
 def source_files() -> list[str]:
@@ -123,7 +123,12 @@ def test_pretrain_finetune_and_push_from_the_installed_package(venv):
     assert results["hyperparameters"]["learning_rate"] == 3e-5
     assert 0 <= results["eval"]["sst2"]["metrics"]["accuracy"] <= 1 and results["steps"] == 2
 
-    # 3. the card, from the packaged templates and the run's own records
+    # 3. the pretrained model embeds the user's text file in int8 (quantize calibrates on that text)
+    embedded = run(venv, "briskbert-embed", "--model", "pretrained/final", "--input", "my_corpus.txt", "--output",
+                   "embeddings.npy", "--dtype", "int8", "--progress", "false")
+    assert "int8" in embedded.stdout and (work / "embeddings.npy").is_file()
+
+    # 4. the card, from the packaged templates and the run's own records
     pushed = run(venv, "briskbert-push-to-hub", "--model", "pretrained", "--repo-id", "someone/briskbert-tiny",
                  "--dry-run")
     card = (work / "pretrained" / "final" / "README.md").read_text()

@@ -60,6 +60,7 @@ class FinetuneConfig:
     learning_rate: float = 2e-5
     num_train_epochs: float = 3.0
     max_steps: int = -1  # > 0: this many optimizer steps instead of epochs; 0: only score the model as loaded
+    int8: bool = False  # with max_steps 0: score the model quantized to int8 for the CPU (briskbert.quantize)
     batch_size: int = 32  # examples per process per micro-batch
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -200,6 +201,13 @@ def finetune(config: FinetuneConfig) -> dict:
     # ---- data, model, features
     data = load_task_data(task, config.data_dir, config.max_train_samples or None, config.max_eval_samples or None)
     tokenizer, model = load_for_task(config.model, task)
+    if config.int8:
+        if config.max_steps != 0 or accelerator.device.type != "cpu" or config.peft or config.peft_config:
+            raise SystemExit("--int8 scores a trained model on the CPU: pass --max-steps 0, no --peft, no GPU "
+                             "(merge an adapter first: briskbert-finetune ... --merge).")
+        from ..inference.quantize import quantize
+
+        model = quantize(model, tokenizer=tokenizer)
     revision = getattr(model.config, "_commit_hash", None)
     if config.peft or config.peft_config:
         if hasattr(model, "peft_config"):
@@ -279,6 +287,7 @@ def finetune(config: FinetuneConfig) -> dict:
         "dataset_config": task.hub_config,
         "data_dir": config.data_dir,
         "seed": config.seed,
+        "int8": config.int8,
         "main_metric": task.main_metric,
         "eval": {split.name: {"split": split.hub_split if config.data_dir is None else split.file,
                               "source": data_source(task, split, config.data_dir),
