@@ -22,7 +22,7 @@ def test_console_scripts_name_the_launcher_modules():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert set(scripts) == {"briskbert-train-tokenizer", "briskbert-pretrain", "briskbert-finetune",
                             "briskbert-evaluate", "briskbert-build-variant", "briskbert-push-to-hub",
-                            "briskbert-convert", "briskbert-export", "briskbert-benchmark"}
+                            "briskbert-convert", "briskbert-export", "briskbert-benchmark", "briskbert-embed"}
     for target in scripts.values():
         module, function = target.split(":")
         assert function == "main" and module.startswith("briskbert.scripts.")
