@@ -2,7 +2,7 @@
 PYTHON ?= python
 INSTALL = $(PYTHON) -m pip install torch==2.13.0 -e ".[dev]"
 
-.PHONY: install quickstart test benchmark
+.PHONY: install quickstart test benchmark gpu-wheels
 
 install:
 	$(INSTALL)
@@ -15,3 +15,8 @@ test: install
 
 benchmark:
 	$(PYTHON) scripts/benchmark.py
+
+# what scripts/gpu_check.sh installs on a GPU machine that lacks it (no index there): carry scripts/wheels/ with the
+# run (device tool: carry ["scripts/wheels"]). torch, transformers, accelerate and peft are already on those machines.
+gpu-wheels:
+	$(PYTHON) -m pip download -d scripts/wheels --only-binary :all: datasets evaluate seqeval scikit-learn

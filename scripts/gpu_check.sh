@@ -6,7 +6,8 @@
 #
 # Stages, each timed and recorded in OUT_DIR/gpu_check.json (the log is OUT_DIR/gpu_check.log):
 #   1. install: what the machine lacks (datasets, evaluate, ... and BriskBERT itself, no dependencies) from wheels
-#      carried beside this script in $WHEELS (default scripts/wheels/), never from an index;
+#      carried beside this script in $WHEELS (default scripts/wheels/, filled by `make gpu-wheels`), never from an
+#      index;
 #   2. cuda-tests: the CUDA tests (sdpa and flex forward and backward against eager, flash-attn varlen with ALiBi
 #      slopes, or skipped with the reason when no flash-attn wheel is at hand), as JUnit XML;
 #   3. benchmark: base preset, seq 128, bf16, inference and training, against HF BertModel and ModernBertModel, with
