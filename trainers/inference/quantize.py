@@ -136,8 +136,8 @@ class Int8Linear(nn.Module):
         scaled = x if self.input_scale is None else x * self.input_scale
         # reduce_range: fbgemm's AVX2 kernels accumulate pairs in int16, so activations use 7 bits to never saturate
         y = torch.ops.quantized.linear_dynamic(scaled, self.packed(), reduce_range=True)
-        if self.outlier_index is not None:
-            y = torch.addmm(y, x[:, self.outlier_index], self.outlier_weight.t())
+        if self.outlier_index is not None:  # in place and with index_select: each measured ~5% of the int8 model
+            y.addmm_(x.index_select(1, self.outlier_index), self.outlier_weight.t())
         return y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
