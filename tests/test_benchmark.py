@@ -4,6 +4,7 @@ read from the benchmark's own side-by-side ratios, never from a timed test)."""
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -69,7 +70,9 @@ def test_cpu_anchors_run_beside_briskbert_and_a_missing_package_is_skipped_with_
 
     argv = ["--preset", "tiny", "--dtypes", "fp32", "--modes", "inference", "--backends", "sdpa", "--baselines",
             "bert,cpu-anchors", "--num-batches", "2", "--batch-size", "4", "--repeats", "1", "--no-memory"]
+    path_before = list(sys.path)
     record = run_benchmark(parse_config(BenchmarkConfig, [*argv, "--output", str(tmp_path / "all.json")]))
+    assert sys.path == path_before  # onnxruntime.transformers' import appends its folder (benchmark.py...) there
     models = {row["model"] for row in record["results"]}
     assert models == {"briskbert:sdpa", "bert", *cpu_anchors.ANCHORS}, (models, record["meta"]["skipped"])
     assert all(row["real_tokens_per_s"] > 0 and 0 < row["mfu"] < 1 for row in record["results"])

@@ -141,8 +141,16 @@ class KeywordBert(nn.Module):
 
 
 def ort_bert_session(bert: BertModel, int8: bool, threads: int):
+    import sys
+
     import onnxruntime
+
+    path_before = list(sys.path)
     from onnxruntime.transformers.optimizer import optimize_model
+
+    # onnxruntime.transformers appends its own folder to sys.path, whose benchmark.py, etc. would then stand in for
+    # top-level modules of those names in the caller's process; its modules are imported by now
+    sys.path[:] = path_before
 
     folder = Path(tempfile.mkdtemp(prefix="briskbert-ort-anchor-"))
     raw, optimized = folder / "bert.onnx", folder / "bert-optimized.onnx"
