@@ -14,8 +14,9 @@
   under a temporary name and renamed when complete, so a partial file never passes for a finished one.
 - Pooling is the folder's sentence-transformers Pooling (mean, cls or max) and Normalize when it has them, else
   mean pooling over the real tokens; `normalize` forces L2 normalisation on.
-- `dtype`: fp32, bf16 (autocast; only where the CPU runs bf16 natively, else refused), int8 (briskbert.quantize,
-  calibrated on the corpus's first texts) or auto: the fastest of fp32 and native bf16, timed on the first batch.
+- `dtype`: fp32, bf16 (autocast; only where the device runs bf16 natively, else refused), int8 (briskbert.quantize,
+  calibrated on the corpus's first texts; CPU) or auto: the fastest of fp32 and native bf16, timed on the first
+  batch. Each process runs on its accelerate device (its GPU, else the CPU).
 """
 
 import json
@@ -170,24 +171,27 @@ class Embedder:
 
     @torch.inference_mode()
     def embed_ids(self, ids: list[list[int]]) -> torch.Tensor:
-        batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bf16")
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").items()}
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.dtype == "bf16")
         with autocast:
             hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         vectors = pool(hidden.float(), batch["attention_mask"], self.pooling)
-        return F.normalize(vectors, dim=-1) if self.normalize else vectors
+        return (F.normalize(vectors, dim=-1) if self.normalize else vectors).cpu()
 
 
 def choose_dtype(config: EmbedConfig, embedder: Embedder, sample_ids: list[list[int]]) -> str:
     """`auto`: the faster of fp32 and bf16 on one batch of the corpus, bf16 only where the CPU runs it natively."""
     from ..speed.throughput import cpu_has_native_bf16
 
-    if config.dtype == "bf16" and not cpu_has_native_bf16():
+    native_bf16 = (torch.cuda.is_bf16_supported() if next(embedder.model.parameters()).is_cuda
+                   else cpu_has_native_bf16())
+    if config.dtype == "bf16" and not native_bf16:
         raise SystemExit("embed: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 is emulated several "
                          "times slower than fp32; use --dtype fp32 or int8 (or auto, which picks for you).")
     if config.dtype != "auto":
         return config.dtype
-    if not cpu_has_native_bf16():
+    if not native_bf16:
         return "fp32"
     timings = {}
     for dtype in ("fp32", "bf16", "fp32", "bf16"):  # the second round is timed; the first warms up
@@ -257,10 +261,12 @@ def embed_corpus(config: EmbedConfig) -> dict:
     texts = read_texts(config)
     model, tokenizer, pooling, folder_normalizes = load_encoder(config.model)
     embedder = Embedder(model, tokenizer, pooling, folder_normalizes or config.normalize, "fp32", config.max_length)
-    if config.dtype == "int8":
+    if config.dtype == "int8":  # fbgemm's kernels: the CPU
         from .quantize import quantize
 
         embedder.model = quantize(model, tokenizer=tokenizer, texts=texts[:256])
+    else:  # each process on its own device: its GPU under accelerate launch, else the CPU
+        model.to(state.device)
     manifest = {key: value for key, value in asdict(config).items() if key not in ("threads", "progress")}
     manifest.update(rows=len(texts), pooling=pooling, normalize=embedder.normalize)
     parts = parts_folder(output)
