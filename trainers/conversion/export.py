@@ -25,7 +25,7 @@ from ..resources import read_sentences
 OUTPUT_NAMES = {head.name: head.outputs for head in HEADS}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 FORMATS = ("onnx", "torch-export")
-INT8_CHECK_SENTENCES = slice(256, 288)  # after the 256 that quantize() calibrates on by default
+INT8_CHECK_SKIP = 256  # the int8 check's sentences come after the 256 that quantize() calibrates on by default
 
 
 class NamedOutputs(nn.Module):
@@ -130,9 +130,11 @@ def load_tokenizer(folder: Path):
     return AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
 
 
-def real_batch(tokenizer, model, count: int, max_length: int) -> dict:
-    """Real SST-2 sentences of mixed length, padded; [batch, 2 choices, seq] for multiple choice."""
-    batch = dict(tokenizer(read_sentences(count), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+def real_batch(tokenizer, model, count: int, max_length: int, skip: int = 0) -> dict:
+    """Real SST-2 sentences of mixed length (`count` of them after the first `skip`), padded; [batch, 2 choices, seq]
+    for multiple choice."""
+    sentences = read_sentences(skip + count)[skip:]
+    batch = dict(tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
     batch.setdefault("token_type_ids", torch.zeros_like(batch["input_ids"]))
     if type(model).__name__ == "BriskBertForMultipleChoice":
         batch = {k: v.view(count // 2, 2, -1) for k, v in batch.items()}
@@ -150,10 +152,7 @@ def export_int8(folder, output, method: str = "smooth-outliers", max_length: int
     tokenizer = load_tokenizer(folder)
     save_quantized(quantize(model, method, tokenizer=tokenizer), output, tokenizer=tokenizer)
     int8 = load_quantized(output)
-    sentences = read_sentences(INT8_CHECK_SENTENCES.stop)[INT8_CHECK_SENTENCES]
-    check = dict(tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
-    if type(model).__name__ == "BriskBertForMultipleChoice":
-        check = {k: v.view(len(sentences) // 2, 2, -1) for k, v in check.items()}
+    check = real_batch(tokenizer, model, 32, max_length, skip=INT8_CHECK_SKIP)
     name = OUTPUT_NAMES[type(model).__name__][0]
     with torch.no_grad():
         expected, got = (getattr(m(**check), name).flatten(1).float() for m in (model, int8))
