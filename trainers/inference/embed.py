@@ -213,22 +213,24 @@ def parts_folder(output: Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def check_manifest(parts: Path, manifest: dict, resolved_dtype: str | None) -> str:
+def start_manifest(parts: Path, manifest: dict, resolved_dtype: str) -> None:
+    """Open a parts folder for a run: its settings, and the precision its shards are computed in."""
+    parts.mkdir(parents=True, exist_ok=True)
+    write_atomically(parts / MANIFEST, lambda tmp: tmp.write_text(json.dumps({**manifest,
+                                                                              "resolved_dtype": resolved_dtype},
+                                                                             indent=2)))
+
+
+def resume_manifest(parts: Path, manifest: dict) -> str:
     """A parts folder is only resumed by the run that started it: same model, input, rows and settings. Returns the
     precision its shards are computed in: the first run's choice, so that `auto` cannot mix precisions."""
-    path = parts / MANIFEST
-    if path.exists():
-        saved = json.loads(path.read_text())
-        chosen = saved.pop("resolved_dtype", None)
-        if saved != manifest:
-            changed = sorted(key for key in manifest if saved.get(key) != manifest[key])
-            raise SystemExit(f"embed: {parts} holds shards of another run (it differs in {changed}). Run again with "
-                             f"the same arguments to resume it, or delete {parts} to start over.")
-        return chosen
-    parts.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps({**manifest, "resolved_dtype": resolved_dtype},
-                                                                 indent=2)))
-    return resolved_dtype
+    saved = json.loads((parts / MANIFEST).read_text())
+    chosen = saved.pop("resolved_dtype", None)
+    if saved != manifest:
+        changed = sorted(key for key in manifest if saved.get(key) != manifest[key])
+        raise SystemExit(f"embed: {parts} holds shards of another run (it differs in {changed}). Run again with "
+                         f"the same arguments to resume it, or delete {parts} to start over.")
+    return chosen
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -270,12 +272,10 @@ def embed_corpus(config: EmbedConfig) -> dict:
     manifest = {key: value for key, value in asdict(config).items() if key not in ("threads", "progress")}
     manifest.update(rows=len(texts), pooling=pooling, normalize=embedder.normalize)
     parts = parts_folder(output)
-    if state.is_main_process:
-        resumed = check_manifest(parts, manifest, None) if (parts / MANIFEST).exists() else None
-        chosen = resumed or choose_dtype(config, embedder, embedder.tokenize(texts[: min(64, len(texts))]))
-        check_manifest(parts, manifest, chosen)
+    if state.is_main_process and not (parts / MANIFEST).exists():
+        start_manifest(parts, manifest, choose_dtype(config, embedder, embedder.tokenize(texts[:64])))
     state.wait_for_everyone()
-    embedder.dtype = check_manifest(parts, manifest, None)
+    embedder.dtype = resume_manifest(parts, manifest)
     shards = shard_ranges(len(texts), config.shard_size)
     mine = [i for i in range(len(shards)) if i % state.num_processes == state.process_index]
     todo = [i for i in mine if not shard_path(parts, i).exists()]
