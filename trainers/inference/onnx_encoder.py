@@ -54,23 +54,23 @@ class OnnxEncoder:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        lengths = attention_mask.sum(-1).tolist()
-        if any(attention_mask[i, :n].sum() != n for i, n in enumerate(lengths)):
+        lengths = attention_mask.sum(-1)
+        if not torch.equal(attention_mask.bool(), torch.arange(input_ids.shape[1]) < lengths[:, None]):
             raise ValueError("OnnxEncoder takes right-padded rows (the tokenizer's default padding_side='right').")
+        lengths = [max(n, 1) for n in lengths.tolist()]  # an all-padding row still runs as one token
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         batch, seq = input_ids.shape
         output = None
-        for rows in self.micro_batches([max(n, 1) for n in lengths]):
-            longest = max(max(lengths[i], 1) for i in rows)
+        for rows in self.micro_batches(lengths):
+            longest = max(lengths[i] for i in rows)
             feed = {name: inputs[name][rows, :longest].numpy() for name in self.input_names}
             (result,) = self.session.run([self.output_name], feed)
             result = torch.from_numpy(np.asarray(result))
-            token_level = self.token_level
             if output is None:
-                shape = (batch, seq, *result.shape[2:]) if token_level else (batch, *result.shape[1:])
+                shape = (batch, seq, *result.shape[2:]) if self.token_level else (batch, *result.shape[1:])
                 fill = torch.finfo(result.dtype).min if self.output_name in MASKED_WITH_MIN else 0.0
                 output = torch.full(shape, fill, dtype=result.dtype)
-            if token_level:
+            if self.token_level:
                 output[rows, :longest] = result
             else:
                 output[rows] = result
