@@ -28,13 +28,11 @@ same hidden states. `compare="int8"` scores and times the int8 methods on it (tr
 """
 
 import gc
-import json
 import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM
@@ -47,6 +45,7 @@ from .contenders import (MINILM_TASKS, Runner, available_backends, build_model, 
 from .embedding_job import compare_embed
 from .int8_methods import compare_int8
 from .memory import TOKENIZER, measure_memory
+from .records import write_record
 from .throughput import cpu_has_native_bf16, matmul_peak
 
 
@@ -107,7 +106,6 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         return compare_int8(args)
     if args.compare == "embed":
         return compare_embed(args)
-    output = Path(args.output or "outputs/benchmark.json")
     threads = torch.get_num_threads()
     data = args.data_dir or data_path("data")
     tokenizer = AutoTokenizer.from_pretrained(data_path(TOKENIZER))
@@ -133,18 +131,18 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         print("  note: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 runs emulated, several times slower than "
               "fp32 for every model; its ratios say little about bf16 hardware")
     runners = {name: Runner(name, build_model(name, args.preset, len(tokenizer), tokenizer), args.device) for name in names}
-    skipped = {}
-    for anchor in anchors:
-        reason = skip_reason(anchor, args.device)
-        if reason:
-            print(f"  skipped: {reason}")
-            skipped[anchor] = reason
-            continue
-        bert = runners["bert"].model if "bert" in runners else build_model("bert", args.preset, len(tokenizer), tokenizer)
-        brisk = (runners["briskbert:sdpa"].model if "briskbert:sdpa" in runners
-                 else build_model("briskbert:sdpa", args.preset, len(tokenizer), tokenizer))
-        runners[anchor] = build_anchor(anchor, bert, brisk, batches, tokenizer, threads)
-        names.append(anchor)
+    skipped = {anchor: reason for anchor in anchors if (reason := skip_reason(anchor, args.device))}
+    for reason in skipped.values():
+        print(f"  skipped: {reason}")
+    if set(anchors) - set(skipped):
+        # the anchors run the `bert` and BriskBERT contenders' weights (built once here when those do not run)
+        sources = {name: runners[name].model if name in runners else build_model(name, args.preset, len(tokenizer),
+                                                                                 tokenizer)
+                   for name in ("bert", "briskbert:sdpa")}
+        for anchor in (a for a in anchors if a not in skipped):
+            runners[anchor] = build_anchor(anchor, sources["bert"], sources["briskbert:sdpa"], batches, tokenizer,
+                                           threads)
+            names.append(anchor)
     briskbert_config = runners[names[0]].model.config if names[0].startswith("briskbert") else None
     rows = []
     for dtype in dtypes:
@@ -207,9 +205,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
             row["peak_memory_mib"] = measure_memory(spec)
 
     print_table(rows)
-    output.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "preset": args.preset,
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "cpu": platform.processor() or platform.machine(),
@@ -226,10 +222,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         "briskbert_vocab_size": getattr(briskbert_config, "vocab_size", None),
         "skipped": skipped,
     }
-    record = {"meta": meta, "results": rows}
-    output.write_text(json.dumps(record, indent=2))
-    print(f"JSON written to {output}")
-    return record
+    return write_record(args.output, "outputs/benchmark.json", meta, rows)
 
 
 def compare_minilm(args: BenchmarkConfig) -> dict:
@@ -292,16 +285,11 @@ def compare_minilm(args: BenchmarkConfig) -> dict:
     print(f"{'model':28} {'dtype':5} {'real tok/s':>11} {'vs BERT':>8}")
     for row in rows:
         print(f"{row['model']:28} {row['dtype']:5} {row['real_tokens_per_s']:11.0f} {row['ratio_vs_bert']:7.2f}x")
-    output = Path(args.output or "outputs/benchmark_minilm.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "device": args.device, "tasks": tasks,
+    meta = {"device": args.device, "tasks": tasks,
             "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": args.batch_size,
             "num_batches": len(batches), "repeats": args.repeats, "real_tokens": real,
             "padding_fraction": 1 - real / slots}
-    record = {"meta": meta, "results": rows}
-    output.write_text(json.dumps(record, indent=2))
-    print(f"JSON written to {output}")
-    return record
+    return write_record(args.output, "outputs/benchmark_minilm.json", meta, rows)
 
 
 def print_table(rows):

@@ -8,7 +8,6 @@ this process. Reported: seconds, the ratio to sentence-transformers, and the cos
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from ..inference.embed import EmbedConfig, embed_corpus
 from ..resources import data_path
 from .contenders import MINILM_TASKS, glue_texts
+from .records import write_record
 
 
 def compare_embed(args) -> dict:
@@ -74,11 +74,6 @@ def compare_embed(args) -> dict:
     for row in rows:
         print(f"| {row['model']:40} | {row['seconds_median']:.2f} | {row['ratio_vs_sentence_transformers']:.2f} | "
               f"{row['mean_cosine']:.6f} | {row['min_cosine']:.6f} |")
-    output = Path(args.output or "outputs/benchmark_embed.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "sentences": len(texts), "tasks": tasks,
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "repeats": args.repeats}
-    record = {"meta": meta, "results": rows}
-    output.write_text(json.dumps(record, indent=2))
-    print(f"JSON written to {output}")
-    return record
+    meta = {"sentences": len(texts), "tasks": tasks, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "repeats": args.repeats}
+    return write_record(args.output, "outputs/benchmark_embed.json", meta, rows)

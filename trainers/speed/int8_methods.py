@@ -8,20 +8,19 @@ also prints, per Linear of the fp32 model, the activation statistics that pick t
 the ratio of the largest channel range to the median one.
 """
 
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoTokenizer
 
+from ..inference.embed import pool
 from ..inference.quantize import METHODS, encoder_linears, quantize
 from ..resources import data_path
 from .contenders import MINILM_TASKS, glue_texts
+from .records import write_record
 
 
 def sorted_batches(tokenizer, texts, batch_size, max_length):
@@ -47,8 +46,7 @@ def briskbert_pooled(output, mask):
 
 
 def bert_pooled(output, mask):
-    weights = mask.unsqueeze(-1).to(output.last_hidden_state.dtype)
-    return (output.last_hidden_state * weights).sum(1) / weights.sum(1)
+    return pool(output.last_hidden_state, mask, "mean")  # the embedding job's mean pooling over real tokens
 
 
 @torch.inference_mode()
@@ -132,12 +130,7 @@ def compare_int8(args) -> dict:
     for row in statistics_rows:
         print(f"| {row['linear']} | {row['max_abs']:.1f} | {row['kurtosis']:.0f} | "
               f"{row['channel_max_over_median']:.1f} |")
-    output = Path(args.output or "outputs/benchmark_int8.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "sentences": len(texts), "tokens": tokens,
-            "tasks": tasks, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    meta = {"sentences": len(texts), "tokens": tokens, "tasks": tasks, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "repeats": args.repeats, "batch_size": args.batch_size}
-    record = {"meta": meta, "results": rows, "activation_statistics": statistics_rows}
-    output.write_text(json.dumps(record, indent=2))
-    print(f"JSON written to {output}")
-    return record
+    return write_record(args.output, "outputs/benchmark_int8.json", meta, rows,
+                        activation_statistics=statistics_rows)
