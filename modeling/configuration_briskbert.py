@@ -53,6 +53,10 @@ class BriskBertConfig(PreTrainedConfig):
             used by the sequence-classification and multiple-choice heads.
         classifier_dropout: dropout before task classifiers; defaults to `hidden_dropout_prob`.
         sparse_prediction: in training with labels, run the MLM decoder only on masked positions.
+        attention_gate: gated attention (Bondarenko et al. 2023, "Quantizable Transformers"): each head's output
+            is scaled per token by sigmoid(Linear(hidden)), so a head can output ~nothing where it would otherwise
+            attend to [SEP] or punctuation to do nothing, the habit that grows the outlier activations int8 loses
+            accuracy on. Off by default and in every converted model (their weights have no gate).
         pad_vocab_size_multiple: see `vocab_size`.
 
     Build a named size with `BriskBertConfig.from_preset("small", vocab_size=...)`.
@@ -81,6 +85,7 @@ class BriskBertConfig(PreTrainedConfig):
     classifier_pooling: str = "cls"
     classifier_dropout: float | None = None
     sparse_prediction: bool = True
+    attention_gate: bool = False
     pad_vocab_size_multiple: int = 64
     tie_word_embeddings: bool = True
     auto_map: dict[str, str] | None = None

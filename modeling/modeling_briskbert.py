@@ -100,6 +100,7 @@ class BriskBertAttention(nn.Module):
         self.probs_dropout = config.attention_probs_dropout_prob
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.Wo = nn.Linear(config.hidden_size, config.hidden_size)
+        self.gate = nn.Linear(config.hidden_size, self.num_heads) if config.attention_gate else None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.norm = LowPrecisionLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
@@ -108,6 +109,8 @@ class BriskBertAttention(nn.Module):
         qkv = self.Wqkv(hidden).view(total, 3, self.num_heads, self.head_dim)
         dropout_p = self.probs_dropout if self.training else 0.0
         context, probs = attention(qkv, self.scale, dropout_p, output_attentions)  # [total, heads, head_dim]
+        if self.gate is not None:  # after the kernel, so every attention backend gets it unchanged
+            context = context * torch.sigmoid(self.gate(hidden)).unsqueeze(-1)
         hidden = self.norm(residual_add(hidden, self.dropout(self.Wo(context.reshape(total, hidden_size)))))
         return hidden, probs
 

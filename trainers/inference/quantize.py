@@ -153,7 +153,7 @@ def encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
                         f"first (briskbert-convert --from bert ...).")
     prefix = "model." if encoder is not model else ""
     return {f"{prefix}layers.{name}": module for name, module in layers.named_modules()
-            if type(module) is nn.Linear}
+            if type(module) is nn.Linear and name.endswith(ROLES)}  # the small attention gate stays fp32
 
 
 def calibration_batches(model, tokenizer=None, texts=None, num_texts: int = 256, batch_size: int = 32,

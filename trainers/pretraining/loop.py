@@ -49,6 +49,7 @@ class PretrainConfig:
     preset: str = "tiny"
     attn_implementation: str = "sdpa"
     hidden_dropout_prob: float = 0.1
+    attention_gate: bool = False  # gated attention against int8-hostile outliers (BriskBertConfig.attention_gate)
     init_from: str | None = None  # a BriskBERT checkpoint (folder or hub id) to continue pretraining
     # tokenizer
     tokenizer: str | None = None  # a folder or hub id; None with init_from: the checkpoint's own tokenizer
@@ -100,6 +101,9 @@ def check(config: PretrainConfig) -> None:
         problems.append(f"preset must be one of {sorted(PRESETS)}, got {config.preset!r}")
     if config.init_from is None and config.tokenizer is None:
         problems.append("a run from scratch needs a tokenizer (train one with briskbert-train-tokenizer)")
+    if config.attention_gate and (config.init_from or config.model_type != "briskbert"):
+        problems.append("attention_gate is a choice of a new BriskBERT: a run from a checkpoint keeps its "
+                        "architecture, and BertForMaskedLM has no gate")
     for name in ("mlm_probability", "eval_mlm_probability"):
         if not 0 < getattr(config, name) < 1:
             problems.append(f"{name} must be between 0 and 1, got {getattr(config, name)}")

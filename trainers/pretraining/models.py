@@ -36,6 +36,7 @@ def build_tokenizer_and_model(config, corpus, echo=print):
         model = BriskBertForMaskedLM(BriskBertConfig.from_preset(
             config.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
             attn_implementation=config.attn_implementation, hidden_dropout_prob=config.hidden_dropout_prob,
+            attention_gate=config.attention_gate,
         ))
     if config.init_from and config.tokenizer:
         own = AutoTokenizer.from_pretrained(data_path(config.init_from), trust_remote_code=True)
