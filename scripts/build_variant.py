@@ -9,6 +9,8 @@ is skipped on a rerun once finished.
     ... --from-stage evaluate          # redo from a stage on (e.g. after changing the tasks)
     ... --compare-with runs/general-mini runs/bio-mini-continue   # print the scores side by side
     ... --baseline-model runs/general-mini/pretrain/final         # score the general model beside it (compare)
+    briskbert-build-variant --variant bio-from-bert --output-dir runs/bio-from-bert --data-dir ../shared/data
+        # a real BERT converted and adapted, against BertForMaskedLM adapted the same way and no adaptation
 
 --variant (or --config) is a bundled recipe's name (hub_configs/variants/: general, bio, legal, german, tunisian) or a
 YAML path; --data-dir is a folder laid out like the repo's data/ (corpus/<domain>/, the tasks' folders). The stages
@@ -29,8 +31,10 @@ def parse_args(argv: list[str] | None = None) -> VariantBuild:
                         help="a bundled variant recipe (bio, variants/bio) or a YAML path")
     parser.add_argument("--preset", choices=sorted(PRESET_PRETRAINING), default="tiny")
     parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--strategy", choices=STRATEGIES, default="scratch")
-    parser.add_argument("--base-model", default=None, help="continue: the general BriskBERT to start from")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=None,
+                        help="default: the recipe's strategy, else scratch")
+    parser.add_argument("--base-model", default=None, help="continue: the general BriskBERT to start from; "
+                        "from-bert: a transformers BERT id or folder (default: the recipe's)")
     parser.add_argument("--data-dir", type=Path, default=Path(data_path("data")),
                         help="folder laid out like the repo's data/ (default: ./data, else the bundled samples)")
     parser.add_argument("--from-stage", choices=STAGES, default=None)
@@ -43,11 +47,7 @@ def parse_args(argv: list[str] | None = None) -> VariantBuild:
                         "compare stage; its tokenizer's pieces/word too)")
     parser.add_argument("--max-train-samples", type=int, default=None, help="cap each task's training rows")
     parser.add_argument("--max-eval-samples", type=int, default=None, help="cap each task's scored rows")
-    args = parser.parse_args(argv)
-    if args.strategy == "continue" and not args.base_model:
-        parser.error("--strategy continue needs --base-model (e.g. the `general` variant's pretrain/final folder, "
-                     "or a BriskBERT hub id)")
-    return VariantBuild(**vars(args))
+    return VariantBuild(**vars(parser.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from launchers import console_script
+import yaml
 from transformers import AutoTokenizer
 
 from briskbert.trainers.evaluation.tasks import TASKS
@@ -53,7 +54,7 @@ def test_stages_skip_finished_and_forget_from_a_stage(tmp_path):
     assert not list((tmp_path / "stages").glob(".*")), "the marker is renamed into place"
     stages.reset_from("tokenizer")
     assert stages.done("corpus") and not stages.done("tokenizer")
-    assert STAGES == ("corpus", "tokenizer", "pretrain", "evaluate", "card", "compare")
+    assert STAGES == ("corpus", "convert", "tokenizer", "pretrain", "evaluate", "card", "compare", "report")
 
 
 def test_a_stage_that_runs_again_makes_the_later_ones_run_again(tmp_path):
@@ -167,3 +168,45 @@ def test_tiny_domain_variant_end_to_end_from_repo_data(tmp_path, variant, task):
         expected = re.findall(r"\w+", sentence)
         assert [w for w in words if re.fullmatch(r"\w+", w)] == expected, (sentence, pieces)
         assert any(re.search("[äöüß]", w) for w in expected) and any(w[0].isupper() for w in expected)
+
+
+def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptation(tmp_path):
+    """The bundled bio-from-bert recipe at a tiny budget on data/'s samples: the shipped all-MiniLM-L6-v2 converted,
+    both adaptations trained side by side on the same packed rows, three models scored with equal settings, the
+    report written; a rerun redoes nothing."""
+    recipe = yaml.safe_load((REPO / "hub_configs" / "variants" / "bio-from-bert.yaml").read_text())
+    recipe.update(tasks=["ncbi_disease"], seeds=1, max_train_samples=32, max_eval_samples=40,
+                  finetune={"num_train_epochs": 1, "max_seq_length": 64},
+                  pretrain={"max_steps": 3, "micro_batch_size": 4, "max_seq_length": 64, "eval_every": 3,
+                            "eval_rows": 8, "save_every": 3, "log_every": 1})
+    (tmp_path / "bio-from-bert.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    command = [console_script("briskbert-build-variant"), "--config", str(tmp_path / "bio-from-bert.yaml"),
+               "--output-dir", str(out), "--data-dir", str(REPO / "data")]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "max abs difference" in first.stdout  # the conversion checked itself against the BERT
+    a, b = (json.loads((out / run / "summary.json").read_text()) for run in ("pretrain", "bert-pretrain"))
+    assert (a["model_type"], b["model_type"]) == ("briskbert", "bert")
+    assert a["steps"] == b["steps"] == 3 and a["tokens_seen"] == b["tokens_seen"]  # the same packed rows
+    assert a["parameters"] == pytest.approx(b["parameters"], rel=1e-3)
+    report = json.loads((out / "report.json").read_text())
+    row = report["tasks"]["ncbi_disease"]
+    assert row["metric"] == "f1"
+    for key, results in (("a", "results.json"), ("b", "bert_results.json"), ("c", "baseline_results.json")):
+        scored = json.loads((out / results).read_text())["tasks"]["ncbi_disease"]
+        assert row[key]["mean"] == scored["metrics"]["f1"]["mean"]
+        assert scored["train_examples"] == 32 and scored["eval_examples"] == 40
+    assert json.loads((out / "baseline_results.json").read_text())["model"] == str(out / "converted")
+    assert set(report["pretraining"]) == {"a", "b"} and len(report["targets"]) == 3
+    assert report["pretraining"]["b"]["config"]["model_type"] == "bert"
+    assert (out / "report.png").stat().st_size > 10_000
+    card = (out / "card" / "README.md").read_text()
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert "BriskBertModel has none, so its transform" in card  # the MLM head it had to start
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for stage in ("corpus", "convert", "tokenizer", "pretrain", "evaluate", "card", "compare", "report"):
+        assert f"stage {stage}: finished earlier, skipped" in again.stdout
+    assert json.loads((out / "report.json").read_text()) == report

@@ -277,11 +277,23 @@ def render_card(records: Records, repo_id: str, base_model: str | None = None) -
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
+def new_mlm_head(init_from: str | None) -> str | None:
+    """What the card says of the MLM head when the checkpoint pretraining continued from had none (e.g. a converted
+    sentence encoder): the head was new. None when it had one, or when it cannot be told (a hub id)."""
+    config = _read_json(Path(init_from) / "config.json") if init_from else None
+    architectures = (config or {}).get("architectures") or []
+    if not architectures or any(name.endswith("ForMaskedLM") for name in architectures):
+        return None
+    return (f"new: {architectures[0]} has none, so its transform (dense, activation, LayerNorm) started fresh and "
+            f"its decoder from the tied word embeddings")
+
+
 def training_budget(summary: dict, train_config: dict) -> list[tuple[str, str]]:
     """The pretraining recipe and budget as (what, value) rows, from summary.json and the run's config."""
     if not summary:
         return []
     rows = [("preset", summary.get("preset")), ("initialised from", summary.get("init_from") or "scratch"),
+            ("masked-LM head", new_mlm_head(summary.get("init_from"))),
             ("tokens seen", f"{summary['tokens_seen']:,}" if summary.get("tokens_seen") else None),
             ("optimizer steps", summary.get("steps"))]
     if train_config:

@@ -1,17 +1,26 @@
-"""Build a domain variant of BriskBERT with one command, stage by stage: corpus -> tokenizer -> pretraining ->
-downstream scores -> model card -> (with a baseline) comparison. What briskbert-build-variant runs.
+"""Build a domain variant of BriskBERT with one command, stage by stage: corpus -> (convert) -> tokenizer ->
+pretraining -> downstream scores -> model card -> (with a baseline) comparison -> (with a BERT baseline) report.
+What briskbert-build-variant runs.
 
 Each stage stops at its artifact and is skipped on a rerun once finished (stages.py); the pretraining and scoring
 stages run briskbert-pretrain and briskbert-evaluate as child processes, so an interrupted pretraining resumes from
-its checkpoints. Strategies: `scratch` trains a new tokenizer on the domain corpus and pretrains from random weights;
-`continue` extends the base model's tokenizer with the domain's most used unseen pieces and continues pretraining the
-base model. Writes <dir>/tokenizer/, <dir>/pretrain/, <dir>/results.json and <dir>/card/README.md; with a baseline
-model (the general BriskBERT of the same size and budget) the last stage, compare, scores it on the same tasks with
-the same settings (<dir>/baseline_results.json) and writes <dir>/comparison.json: both main metrics per task and both
-tokenizers' word pieces per word on the domain corpus. It may be added later: a rerun with a baseline runs only it.
+its checkpoints. Strategies:
+- `scratch` trains a new tokenizer on the domain corpus and pretrains from random weights;
+- `continue` extends the base model's tokenizer with the domain's most used unseen pieces and continues pretraining
+  the base model;
+- `from-bert` converts a real pretrained transformers BERT exactly to BriskBERT (stage convert) and continues
+  pretraining that, with the recipe's own budget. With `bert_baseline` the same BERT also continues pretraining as
+  transformers' BertForMaskedLM on the same rows, side by side; both are scored, the converted BERT without
+  adaptation is the comparison's baseline, and the report stage writes <dir>/report.json and report.png.
+
+Writes <dir>/tokenizer/, <dir>/pretrain/, <dir>/results.json and <dir>/card/README.md; with a baseline model (the
+general BriskBERT of the same size and budget) the stage compare scores it on the same tasks with the same settings
+(<dir>/baseline_results.json) and writes <dir>/comparison.json: both main metrics per task and both tokenizers' word
+pieces per word on the domain corpus. It may be added later: a rerun with a baseline runs only it.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,16 +28,18 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+import yaml
 from transformers import AutoTokenizer
 
 from ..data.corpus import load_corpus, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
 from ..hub.model_card import find_records, render_card
-from ..resources import data_path, recipe_path
+from ..resources import SHIPPED_BERT, base_bert, data_path, recipe_path
 from .recipe import VariantRecipe
+from .report import write_report
 from .stages import Stages
 
-STRATEGIES = ("scratch", "continue")
+STRATEGIES = ("scratch", "continue", "from-bert")
 
 # the pretraining recipe and budget of each preset (briskbert-pretrain flags)
 PRESET_PRETRAINING = {
@@ -48,8 +59,8 @@ class VariantBuild:
     variant: str  # a bundled variant recipe's name or a YAML path
     output_dir: Path
     preset: str = "tiny"
-    strategy: str = "scratch"
-    base_model: str | None = None  # continue: the general BriskBERT to start from
+    strategy: str | None = None  # None: the recipe's, else scratch
+    base_model: str | None = None  # continue: the general BriskBERT to start from; from-bert: a transformers BERT
     data_dir: Path = Path("data")  # laid out like the repo's data/
     from_stage: str | None = None
     tasks: str | None = None  # comma-separated, instead of the recipe's
@@ -66,6 +77,39 @@ def run(command: list[str]) -> None:
         raise SystemExit(f"stage command failed: {' '.join(command)}; rerun briskbert-build-variant to resume here.")
 
 
+def run_side_by_side(commands: dict[Path, list[str]]) -> None:
+    """Pretraining runs at the same time, the CPU threads split between them, so that equal time budgets see the
+    same machine; a run that already wrote its summary is finished and not started again, an interrupted one
+    resumes from its last checkpoint."""
+    pending = {}
+    for folder, command in commands.items():
+        if (folder / "summary.json").is_file():
+            print(f"{folder} finished earlier (summary.json), not run again", flush=True)
+        elif (folder / "checkpoints").is_dir() and any((folder / "checkpoints").glob("step_*")):
+            pending[folder] = [*command, "--resume"]  # an interrupted pretraining goes on from its last checkpoint
+        else:
+            pending[folder] = command
+    if len(pending) == 1:  # alone: all the threads, its output on the console
+        run(next(iter(pending.values())))
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, len(pending))))
+    processes = []
+    for folder, command in pending.items():
+        print("$", f"OMP_NUM_THREADS={threads}", " ".join(command), f"> {folder}.log", flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder.parent / f"{folder.name}.log", "a")
+        processes.append((command, log, subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                                         stderr=subprocess.STDOUT,
+                                                         env={**os.environ, "OMP_NUM_THREADS": threads})))
+    failed = []
+    for command, log, process in processes:
+        if process.wait() != 0:
+            failed.append(f"{' '.join(command)} (its output: {log.name})")
+        log.close()
+    if failed:
+        raise SystemExit("stage command failed: " + "; ".join(failed) + "; rerun briskbert-build-variant to resume.")
+
+
 def corpus_sources(recipe: VariantRecipe, data_dir: Path) -> list[str]:
     local = [data_dir / item for item in recipe.corpus]
     if all(path.exists() for path in local):
@@ -79,6 +123,15 @@ def corpus_sources(recipe: VariantRecipe, data_dir: Path) -> list[str]:
 def build_variant(args: VariantBuild) -> None:
     """Every stage of one variant build, each skipped when finished earlier."""
     recipe = VariantRecipe.load(recipe_path(args.variant, folder="variants"))
+    strategy = args.strategy or recipe.strategy or "scratch"
+    if strategy not in STRATEGIES:
+        raise SystemExit(f"Variant recipe {args.variant}: strategy must be one of {STRATEGIES}, got {strategy!r}.")
+    if strategy == "continue" and not args.base_model:
+        raise SystemExit("--strategy continue needs --base-model (e.g. the `general` variant's pretrain/final folder, "
+                         "or a BriskBERT hub id)")
+    if recipe.bert_baseline and strategy != "from-bert":
+        raise SystemExit(f"Variant recipe {args.variant}: bert_baseline compares against the BERT a from-bert build "
+                         f"starts from; set strategy: from-bert.")
     out = args.output_dir.resolve()
     stages = Stages(out)
     if args.from_stage:
@@ -95,78 +148,115 @@ def build_variant(args: VariantBuild) -> None:
         (out / "corpus.json").write_text(json.dumps(record, indent=2))
         stages.finish("corpus", record)
 
+    base_model, bert = args.base_model, None
+    if strategy == "from-bert":
+        bert, base_model = base_bert(args.base_model or recipe.base_model), str(out / "converted")
+        if not stages.done("convert", source=bert):
+            stages.clear(Path(base_model))
+            run([sys.executable, "-m", "briskbert.scripts.convert", "--from", "bert", "--source", bert, "--output",
+                 base_model, "--check"])
+            stages.finish("convert", {"source": bert})
+
     tokenizer_dir = out / "tokenizer"
     if not stages.done("tokenizer"):
         stages.clear(tokenizer_dir)
         texts = corpus_texts(sources, recipe)
-        general = AutoTokenizer.from_pretrained(reference_tokenizer(args), trust_remote_code=True)
-        if args.strategy == "scratch":
+        general = AutoTokenizer.from_pretrained(base_model or data_path("data/tokenizer"), trust_remote_code=True)
+        if strategy == "scratch":
             tokenizer = train_wordpiece(
                 texts, recipe.vocab_size, cased=recipe.cased, strip_accents=recipe.strip_accents,
                 unicode_normalization=recipe.unicode_normalization,
                 extra_normalizers=ARABIC_NORMALIZERS if recipe.arabic_normalization else ())
             new_tokens = []
-        else:
+        elif recipe.extend_tokens:
             tokenizer, new_tokens = extend_tokenizer(general, texts, recipe.extend_tokens)
+        else:  # the base model's own pieces, e.g. so a BertForMaskedLM baseline reads the same ids
+            tokenizer, new_tokens = general, []
         tokenizer.save_pretrained(tokenizer_dir)
         sample = pieces_sample(texts)
-        report = {"strategy": args.strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
+        report = {"strategy": strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
                   "pieces_per_word": pieces_per_word(tokenizer, sample),
-                  "general_tokenizer": str(reference_tokenizer(args)),
+                  "general_tokenizer": base_model or data_path("data/tokenizer"),
                   "general_pieces_per_word": pieces_per_word(general, sample)}
         (tokenizer_dir / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=2))
         stages.finish("tokenizer", report)
 
-    pretrain_dir = out / "pretrain"
+    pretrain_dir, bert_dir = out / "pretrain", out / "bert-pretrain"
     if not stages.done("pretrain"):
-        recipe_file, budget = PRESET_PRETRAINING[args.preset]
-        command = [sys.executable, "-m", "briskbert.scripts.pretrain", "--config", str(recipe_path(recipe_file)),
-                   "--output-dir", str(pretrain_dir), "--preset", args.preset, "--tokenizer", str(tokenizer_dir),
-                   "--train-data", *sources, "--text-column", recipe.text_column,
-                   "--whole-word-masking", str(recipe.whole_word_masking), *budget]
-        if args.strategy == "continue":
-            command += ["--init-from", str(args.base_model)]
-        if (pretrain_dir / "checkpoints").is_dir() and any((pretrain_dir / "checkpoints").glob("step_*")):
-            command.append("--resume")  # an interrupted pretraining goes on from its last checkpoint
-        run(command + list(args.pretrain_args))
+        if strategy == "from-bert":  # the recipe's own budget: the model's size is the BERT's
+            budget_file = out / "pretrain.yaml"
+            budget_file.write_text(yaml.safe_dump(recipe.pretrain))
+            recipe_file, budget = budget_file, []
+        else:
+            recipe_file, budget = recipe_path(PRESET_PRETRAINING[args.preset][0]), PRESET_PRETRAINING[args.preset][1]
+            budget = [*budget, "--preset", args.preset]
+        command = [sys.executable, "-m", "briskbert.scripts.pretrain", "--config", str(recipe_file),
+                   "--tokenizer", str(tokenizer_dir), "--train-data", *sources, "--text-column", recipe.text_column,
+                   "--whole-word-masking", str(recipe.whole_word_masking), *budget, *args.pretrain_args]
+        runs = {pretrain_dir: [*command, "--output-dir", str(pretrain_dir)]
+                + (["--init-from", base_model] if strategy != "scratch" else [])}
+        if recipe.bert_baseline:  # the same BERT, rows, masks, optimizer and budget; only the architecture differs
+            runs[bert_dir] = [*command, "--output-dir", str(bert_dir), "--init-from", bert, "--model-type", "bert"]
+        run_side_by_side(runs)
         stages.finish("pretrain", json.loads((pretrain_dir / "summary.json").read_text()))
 
-    results = out / "results.json"
-    evaluation = ["--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir),
-                  *PRESET_EVALUATION[args.preset]]
-    for flag, value in (("--max-train-samples", args.max_train_samples),
-                        ("--max-eval-samples", args.max_eval_samples)):
-        if value is not None:
-            evaluation += [flag, str(value)]
+    results, bert_results = out / "results.json", out / "bert_results.json"
+    evaluation = evaluation_flags(args, recipe)
     evaluate = [sys.executable, "-m", "briskbert.scripts.evaluate_model"]
     if not stages.done("evaluate"):
         stages.clear(results)
+        stages.clear(bert_results)
         run([*evaluate, "--model", str(pretrain_dir / "final"), "--output", str(results), *evaluation])
+        if recipe.bert_baseline:
+            run([*evaluate, "--model", str(bert_dir / "final"), "--output", str(bert_results), *evaluation])
         stages.finish("evaluate", {"results": str(results)})
 
     card_dir = out / "card"
     if not stages.done("card"):
         stages.clear(card_dir)
-        write_card(recipe, args, pretrain_dir / "final", results, card_dir)
+        write_card(recipe, args, pretrain_dir / "final", results, card_dir,
+                   args.base_model or recipe.base_model or SHIPPED_BERT if strategy == "from-bert" else base_model)
         stages.finish("card", {"card": str(card_dir / "README.md")})
 
     baseline_results, comparison = out / "baseline_results.json", out / "comparison.json"
-    if args.baseline_model is None:
+    baseline_model = args.baseline_model or (base_model if strategy == "from-bert" else None)  # no adaptation
+    if baseline_model is None:
         print("== stage compare: no --baseline-model given, skipped (rerun with one to score the general model "
               "beside this variant)", flush=True)
-    elif not stages.done("compare", baseline_model=str(args.baseline_model), evaluation=evaluation):
+    elif not stages.done("compare", baseline_model=str(baseline_model), evaluation=evaluation):
         stages.clear(baseline_results)
         stages.clear(comparison)
         # same tasks, seeds and caps as the variant's scores: the only difference is the model
-        run([*evaluate, "--model", str(args.baseline_model), "--output", str(baseline_results), *evaluation])
-        tokenizer = AutoTokenizer.from_pretrained(str(args.baseline_model), trust_remote_code=True)
+        run([*evaluate, "--model", str(baseline_model), "--output", str(baseline_results), *evaluation])
+        tokenizer = AutoTokenizer.from_pretrained(str(baseline_model), trust_remote_code=True)
         baseline_pieces = pieces_per_word(tokenizer, pieces_sample(corpus_texts(sources, recipe)))
         write_comparison(out, baseline_results, baseline_pieces)
-        stages.finish("compare", {"baseline_model": str(args.baseline_model), "evaluation": evaluation})
+        stages.finish("compare", {"baseline_model": str(baseline_model), "evaluation": evaluation})
     if comparison.is_file():
         print_comparison(json.loads(comparison.read_text()))
+
+    if recipe.bert_baseline and not stages.done("report"):
+        stages.clear(out / "report.json")
+        write_report(out, bert=bert, evaluation=evaluation)
+        stages.finish("report", {"report": str(out / "report.json")})
     compare([out, *args.compare_with])
+
+
+def evaluation_flags(args: VariantBuild, recipe: VariantRecipe) -> list[str]:
+    """briskbert-evaluate's flags, the same for every model a build scores: the command line's caps, else the
+    recipe's, else the preset's; the recipe's fine-tuning fields go to every run (after `--`)."""
+    preset = PRESET_EVALUATION[args.preset]
+    values = dict(zip(preset[::2], preset[1::2]))
+    for flag, value in (("--seeds", recipe.seeds),
+                        ("--max-train-samples", args.max_train_samples or recipe.max_train_samples),
+                        ("--max-eval-samples", args.max_eval_samples or recipe.max_eval_samples)):
+        if value is not None:
+            values[flag] = str(value)
+    flags = ["--tasks", args.tasks or ",".join(recipe.tasks), "--data-dir", str(args.data_dir),
+             *(item for pair in values.items() for item in pair)]
+    finetune = [item for name, value in recipe.finetune.items() for item in (f"--{name.replace('_', '-')}", str(value))]
+    return flags + (["--", *finetune] if finetune else [])
 
 
 def corpus_texts(sources: list[str], recipe: VariantRecipe) -> list[str]:
@@ -187,11 +277,6 @@ def check_baseline(baseline: str) -> None:
     raise SystemExit(f"--baseline-model {baseline} is neither a model folder nor a hub id: build the general model "
                      f"first (briskbert-build-variant --variant general ...) and pass its <dir>/pretrain/final, or leave the "
                      f"flag out now and add it in a rerun, which only runs the comparison.")
-
-
-def reference_tokenizer(args: VariantBuild) -> str:
-    """What the new tokenizer is first measured against: the base model's (continue), else BERT's uncased one."""
-    return str(args.base_model or data_path("data/tokenizer"))
 
 
 def write_comparison(out: Path, baseline_results: Path, baseline_pieces: float) -> None:
@@ -220,11 +305,12 @@ def print_comparison(record: dict) -> None:
     print(f"word pieces per word on the domain corpus: {pieces['variant']} (variant) vs {pieces['baseline']} (baseline)")
 
 
-def write_card(recipe: VariantRecipe, args: VariantBuild, model_dir: Path, results: Path, card_dir: Path) -> None:
+def write_card(recipe: VariantRecipe, args: VariantBuild, model_dir: Path, results: Path, card_dir: Path,
+               base_model: str | None) -> None:
     """The same card briskbert-push-to-hub would publish, rendered from this run's records (license from the data)."""
     records = find_records(model_dir, results=results)
     card = render_card(records, repo_id=f"briskbert/briskbert-{recipe.variant}-{args.preset}",
-                       base_model=args.base_model)
+                       base_model=base_model)
     card_dir.mkdir(parents=True, exist_ok=True)
     card.save(card_dir / "README.md")
 

@@ -26,6 +26,19 @@ class VariantRecipe:
     vocab_size: int = 30528  # scratch: a new tokenizer of this size
     extend_tokens: int = 2000  # continue: the base tokenizer grows by this many domain pieces
     whole_word_masking: bool = False
+    # a build from a real pretrained BERT (strategy from-bert): the BERT (a transformers id or folder; None: the
+    # shipped all-MiniLM-L6-v2), the pretraining budget (PretrainConfig fields, instead of the preset's), and whether
+    # the same BERT also continues pretraining as transformers' BertForMaskedLM on the same rows, side by side
+    strategy: str | None = None  # the default of --strategy
+    base_model: str | None = None
+    pretrain: dict = field(default_factory=dict)
+    bert_baseline: bool = False
+    # the downstream scoring of every model the build compares: briskbert-evaluate's seeds and row caps, and
+    # FinetuneConfig fields given to every fine-tuning run (e.g. num_train_epochs)
+    seeds: int | None = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    finetune: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "VariantRecipe":
@@ -38,4 +51,11 @@ class VariantRecipe:
         if missing:
             raise SystemExit(f"Variant recipe {path}: missing field(s) {missing}; fields are "
                              f"{sorted(f.name for f in dataclasses.fields(cls))}.")
-        return cls(**check_fields(values, cls, f"Variant recipe {path}"))
+        recipe = cls(**check_fields(values, cls, f"Variant recipe {path}"))
+        # imported here: the loops import the data modules this package's build also uses
+        from ..finetuning.loop import FinetuneConfig
+        from ..pretraining.loop import PretrainConfig
+
+        check_fields(recipe.pretrain, PretrainConfig, f"Variant recipe {path}, pretrain:")
+        check_fields(recipe.finetune, FinetuneConfig, f"Variant recipe {path}, finetune:")
+        return recipe

@@ -10,8 +10,9 @@ import shutil
 import time
 from pathlib import Path
 
-# `compare` (the general model scored on the same tasks) comes last, so adding a baseline later redoes nothing else
-STAGES = ("corpus", "tokenizer", "pretrain", "evaluate", "card", "compare")
+# `compare` (the general model scored on the same tasks) comes after the variant's own stages, so adding a baseline
+# later redoes nothing else; `convert` (from-bert builds) and `report` (with a BERT baseline) run for those alone
+STAGES = ("corpus", "convert", "tokenizer", "pretrain", "evaluate", "card", "compare", "report")
 
 
 class Stages:

@@ -1,0 +1,109 @@
+"""The three-way report of a from-bert build with `bert_baseline`: the real BERT adapted to the domain as BriskBERT
+(a), the same BERT adapted as transformers' BertForMaskedLM on the same rows, masks, optimizer and budget (b), and
+the BERT without adaptation (c, its exact BriskBERT conversion).
+
+Writes <dir>/report.json (every number, the commands and budgets, and each target met or missed) and
+<dir>/report.png: held-out MLM loss over training minutes for (a) and (b), beside each model's downstream scores
+(mean and standard deviation over seeds). The plot needs matplotlib (`pip install briskbert[plots]`); without it the
+JSON is still written.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from ..pretraining.compare import load_run, seconds_to_reach
+
+MODELS = {"a": ("BriskBERT, adapted", "results.json", "pretrain"),
+          "b": ("BertForMaskedLM, adapted", "bert_results.json", "bert-pretrain"),
+          "c": ("no adaptation", "baseline_results.json", None)}
+
+
+def write_report(out: Path, bert: str, evaluation: list[str]) -> dict:
+    runs = {key: load_run(out / folder) for key, (_, _, folder) in MODELS.items() if folder}
+    scores = {key: json.loads((out / results).read_text()) for key, (_, results, _) in MODELS.items()}
+    tasks = {}
+    for task, entry in scores["a"]["tasks"].items():
+        metric = entry["main_metric"]
+        row = {"metric": metric}
+        for key in MODELS:
+            value = scores[key]["tasks"][task]["metrics"][metric]
+            row[key] = {"mean": value["mean"], "std": value.get("std") or 0.0, "values": value.get("values"),
+                        "train_seconds": scores[key]["tasks"][task].get("train_seconds")}
+        # "more than the seed spread": the gap exceeds the larger of the two standard deviations
+        row["a_beats_c"] = row["a"]["mean"] - row["c"]["mean"] > max(row["a"]["std"], row["c"]["std"])
+        row["a_at_least_b"] = row["a"]["mean"] >= row["b"]["mean"]
+        tasks[task] = row
+    reached = seconds_to_reach(runs["a"]["evals"], runs["b"]["final_eval_loss"])
+    fraction = None if reached is None else reached / runs["b"]["train_seconds"]
+    report = {
+        "reproduce": f"briskbert-build-variant --variant <recipe> --output-dir {out} --data-dir <data>",
+        "bert": bert,
+        "pretraining": {key: {**run, "config": json.loads((out / MODELS[key][2] / "config.json").read_text())}
+                        for key, run in runs.items()},
+        "evaluation_flags": evaluation,
+        "models": {key: name for key, (name, _, _) in MODELS.items()},
+        "tasks": tasks,
+        "targets": {
+            "a beats c by more than the seed spread on >= 2 of 3 tasks": sum(r["a_beats_c"] for r in tasks.values()) >= 2,
+            "a reaches b's final eval loss in <= 0.6x b's time": fraction is not None and fraction <= 0.6,
+            "a at least as good as b downstream on every task": all(r["a_at_least_b"] for r in tasks.values()),
+        },
+        "a_seconds_to_reach_b_final_eval_loss": reached,
+        "a_fraction_of_b_time": fraction,
+        "throughput_ratio": runs["a"]["tokens_per_s"] / runs["b"]["tokens_per_s"],
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    print_report(report)
+    try:
+        plot_report(report, out / "report.png")
+    except ImportError:
+        print("matplotlib is not installed (pip install 'briskbert[plots]'): report.png not drawn", file=sys.stderr)
+    return report
+
+
+def print_report(report: dict) -> None:
+    names = report["models"]
+    print("| task | metric | " + " | ".join(f"({key}) {name}" for key, name in names.items()) + " |")
+    print("|---|---|" + "---:|" * len(names))
+    for task, row in report["tasks"].items():
+        cells = [f"{row[key]['mean']:.4f} ± {row[key]['std']:.4f}" for key in names]
+        print(f"| {task} | {row['metric']} | " + " | ".join(cells) + " |")
+    a, b = report["pretraining"]["a"], report["pretraining"]["b"]
+    fraction = report["a_fraction_of_b_time"]
+    print(f"(a) {a['tokens_per_s']:.0f} tokens/s, final eval loss {a['final_eval_loss']:.3f} in "
+          f"{a['train_seconds'] / 60:.1f} min; (b) {b['tokens_per_s']:.0f} tokens/s, {b['final_eval_loss']:.3f} in "
+          f"{b['train_seconds'] / 60:.1f} min; (a) reached (b)'s final loss "
+          + ("never" if fraction is None else f"in {fraction:.0%} of (b)'s time"))
+    for target, met in report["targets"].items():
+        print(f"  {'met   ' if met else 'missed'} {target}")
+
+
+def plot_report(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.2]})
+    for key, run in report["pretraining"].items():
+        curves.plot([s / 60 for s, _ in run["evals"]], [loss for _, loss in run["evals"]], marker="o", markersize=3,
+                    label=f"({key}) {report['models'][key]}")
+    curves.set_xlabel("training wall-clock (minutes, evaluation excluded)")
+    curves.set_ylabel("held-out MLM loss (15% masking)")
+    curves.grid(alpha=0.3)
+    curves.legend()
+    tasks = list(report["tasks"])
+    width = 0.8 / len(report["models"])
+    for index, key in enumerate(report["models"]):
+        means = [report["tasks"][t][key]["mean"] for t in tasks]
+        spreads = [report["tasks"][t][key]["std"] for t in tasks]
+        bars.bar([i + (index - 1) * width for i in range(len(tasks))], means, width, yerr=spreads, capsize=3,
+                 label=f"({key}) {report['models'][key]}")
+    bars.set_xticks(range(len(tasks)), [f"{t}\n({report['tasks'][t]['metric']})" for t in tasks])
+    bars.set_ylabel("score (mean ± std over seeds)")
+    bars.grid(axis="y", alpha=0.3)
+    bars.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"wrote {path}")
