@@ -7,6 +7,8 @@ from pathlib import Path
 import yaml
 
 from ..config import check_fields
+from ..finetuning.loop import FinetuneConfig
+from ..pretraining.loop import PretrainConfig
 
 
 @dataclass
@@ -52,10 +54,6 @@ class VariantRecipe:
             raise SystemExit(f"Variant recipe {path}: missing field(s) {missing}; fields are "
                              f"{sorted(f.name for f in dataclasses.fields(cls))}.")
         recipe = cls(**check_fields(values, cls, f"Variant recipe {path}"))
-        # imported here: the loops import the data modules this package's build also uses
-        from ..finetuning.loop import FinetuneConfig
-        from ..pretraining.loop import PretrainConfig
-
         check_fields(recipe.pretrain, PretrainConfig, f"Variant recipe {path}, pretrain:")
         check_fields(recipe.finetune, FinetuneConfig, f"Variant recipe {path}, finetune:")
         return recipe
