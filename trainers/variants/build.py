@@ -161,7 +161,8 @@ def build_variant(args: VariantBuild) -> None:
     if not stages.done("tokenizer"):
         stages.clear(tokenizer_dir)
         texts = corpus_texts(sources, recipe)
-        general = AutoTokenizer.from_pretrained(base_model or data_path("data/tokenizer"), trust_remote_code=True)
+        general_name = base_model or data_path("data/tokenizer")  # what the new tokenizer is measured against
+        general = AutoTokenizer.from_pretrained(general_name, trust_remote_code=True)
         if strategy == "scratch":
             tokenizer = train_wordpiece(
                 texts, recipe.vocab_size, cased=recipe.cased, strip_accents=recipe.strip_accents,
@@ -176,7 +177,7 @@ def build_variant(args: VariantBuild) -> None:
         sample = pieces_sample(texts)
         report = {"strategy": strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
                   "pieces_per_word": pieces_per_word(tokenizer, sample),
-                  "general_tokenizer": base_model or data_path("data/tokenizer"),
+                  "general_tokenizer": general_name,
                   "general_pieces_per_word": pieces_per_word(general, sample)}
         (tokenizer_dir / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=2))
