@@ -5,6 +5,7 @@ single-process batch; kill -9 or SIGTERM, then --resume, reproduce the uninterru
 configs fail with messages that name the fix."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,3 +208,47 @@ def test_resumed_metrics_log_drops_later_steps_and_a_torn_last_line(tmp_path):
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "loss": 1.4}\n{"step": 4, "lo')
     MetricsLog(SimpleNamespace(is_main_process=True), path, resumed_step=2)
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+def test_runs_at_two_budgets_are_compared_by_loss_and_downstream_scores(tmp_path, reference_run):
+    """scripts/compare_pretraining.py and scripts/compare_downstream.py on finished runs, as the from-scratch
+    comparison in docs/pretraining-comparison.md runs them: scores are kept per run and not recomputed."""
+    short, long, bert = tmp_path / "briskbert-3", tmp_path / "briskbert-6", tmp_path / "bert-3"
+    shutil.copytree(reference_run, short)  # 3 steps; a copy, as this test writes scores into it
+    pretrain(long, "--max-steps", "6", "--micro-batch-size", "16", "--save-every", "100")
+    pretrain(bert, "--max-steps", "3", "--micro-batch-size", "16", "--save-every", "100", "--model-type", "bert")
+
+    def compare(script: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], cwd=REPO,
+                              env=launch_environment(), capture_output=True, text=True, timeout=600)
+
+    curves = compare("compare_pretraining.py", str(long), str(bert), "--plot", str(tmp_path / "loss.png"))
+    assert curves.returncode == 0, curves.stderr[-3000:]
+    loss = json.loads((tmp_path / "loss.json").read_text())
+    assert [run["steps"] for run in loss["runs"]] == [6, 3] and (tmp_path / "loss.png").stat().st_size > 0
+    assert loss["comparisons"][0]["baseline_final_eval_loss"] == loss["runs"][1]["final_eval_loss"]
+
+    evaluation = ["--", "--tasks", "sst2", "--data-dir", str(REPO / "data"), "--max-train-samples", "16",
+                  "--max-eval-samples", "16", "--max-steps", "2", "--", "--max-seq-length", "32"]
+    plot = tmp_path / "glue.png"
+    first = compare("compare_downstream.py", str(short), str(long), str(bert), "--plot", str(plot), *evaluation)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = json.loads(plot.with_suffix(".json").read_text())["runs"]
+    assert [row["steps"] for row in rows] == [3, 6, 3]
+    assert rows[0]["model"] == rows[1]["model"] != rows[2]["model"]
+    for row in rows:
+        assert set(row["tasks"]) == {"sst2"} and row["glue_average_tasks"] == ["sst2"]
+        scores = json.loads((Path(row["folder"]) / "downstream_results.json").read_text())
+        assert scores["tasks"]["sst2"]["hyperparameters"]["max_seq_length"] == 32
+        assert row["glue_average"] == scores["glue_average"]
+        assert 0 < row["train_minutes"] and row["final_eval_loss"] == metrics(Path(row["folder"]))[-1]["eval_loss"]
+    assert plot.stat().st_size > 0
+
+    again = compare("compare_downstream.py", str(short), str(long), str(bert), *evaluation)
+    assert again.returncode == 0 and "=== sst2" not in again.stdout + again.stderr
+    assert json.loads(plot.with_suffix(".json").read_text())["runs"] == rows  # no --plot: the JSON is untouched
+
+    (short / "downstream_results.json").unlink()
+    (short / "final" / "config.json").unlink()
+    unfinished = compare("compare_downstream.py", str(short), *evaluation)
+    assert unfinished.returncode != 0 and "--resume" in unfinished.stderr
