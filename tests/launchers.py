@@ -17,9 +17,19 @@ def console_script(name: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port no other test worker will pick: each pytest-xdist worker scans its own block below the OS's ephemeral
+    range. A port the OS hands out (bind to 0) can be handed to the other worker's launch too before this one binds
+    it; its rank 1 then joins the wrong store and waits until the timeout."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    start = 20000 + 1000 * (int(worker[2:]) if worker[2:].isdigit() else 0)
+    for port in range(start, start + 1000):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}..{start + 999}")
 
 
 def launch_environment() -> dict:
