@@ -74,6 +74,17 @@ def aggregate(model: str, runs: dict[str, list[dict]], seeds: list[int], skipped
             "glue_average": average, "glue_average_tasks": included}
 
 
+def main_scores(results: dict) -> dict[str, dict]:
+    """Each scored task's main metric from a results.json: {task: {"metric", "mean", "std", "values"}}, what the
+    comparisons (a variant against its baseline, a budget against another) put side by side."""
+    scores = {}
+    for task, entry in results["tasks"].items():
+        value = entry["metrics"][entry["main_metric"]]
+        scores[task] = {"metric": entry["main_metric"], "mean": value["mean"], "std": value.get("std") or 0.0,
+                        "values": value.get("values")}
+    return scores
+
+
 def task_score(entry: dict, name: str) -> float:
     """One number per task: the mean of its table metrics (fractions; SQuAD's percent divided by 100)."""
     task = get_task(name)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..evaluation.harness import evaluate_config, evaluate_model
+from ..evaluation.results import main_scores
 from .compare import load_run
 
 RESULTS = "downstream_results.json"
@@ -46,8 +47,7 @@ def compare_downstream(folders: list[Path], evaluation: list[str], plot: Path | 
             "steps": run["steps"], "tokens_seen": run["tokens_seen"], "final_eval_loss": run["final_eval_loss"],
             "glue_average": results["glue_average"], "glue_average_tasks": results["glue_average_tasks"],
             "finetune_seconds": results["wall_seconds"], "seeds": results["seeds"], "skipped": results["skipped"],
-            "tasks": {name: {"metric": entry["main_metric"], **entry["metrics"][entry["main_metric"]]}
-                      for name, entry in results["tasks"].items()},
+            "tasks": main_scores(results),
         })
     print_rows(rows)
     if plot:

@@ -33,6 +33,7 @@ from transformers import AutoTokenizer
 
 from ..data.corpus import load_corpus, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
+from ..evaluation.results import main_scores
 from ..hub.model_card import find_records, render_card
 from ..resources import SHIPPED_BERT, base_bert, data_path, recipe_path
 from .recipe import VariantRecipe
@@ -283,15 +284,14 @@ def check_baseline(baseline: str) -> None:
 def write_comparison(out: Path, baseline_results: Path, baseline_pieces: float) -> None:
     """comparison.json: the variant against the general model on the variant's own tasks, and both tokenizers'
     pieces per word on the same sample of the domain corpus."""
-    variant = json.loads((out / "results.json").read_text())["tasks"]
+    variant = main_scores(json.loads((out / "results.json").read_text()))
     baseline_record = json.loads(baseline_results.read_text())
-    baseline = baseline_record["tasks"]
+    baseline = main_scores(baseline_record)
     tokenizer = json.loads((out / "tokenizer" / "tokenizer_report.json").read_text())
     rows = {}
-    for task, entry in variant.items():
-        metric = entry["main_metric"]
-        ours, theirs = entry["metrics"][metric]["mean"], baseline[task]["metrics"][metric]["mean"]
-        rows[task] = {"metric": metric, "variant": ours, "baseline": theirs, "difference": ours - theirs}
+    for task, score in variant.items():
+        ours, theirs = score["mean"], baseline[task]["mean"]
+        rows[task] = {"metric": score["metric"], "variant": ours, "baseline": theirs, "difference": ours - theirs}
     record = {"variant": out.name, "baseline_model": baseline_record["model"], "tasks": rows,
               "variant_wins": sum(row["difference"] > 0 for row in rows.values()), "num_tasks": len(rows),
               "pieces_per_word": {"variant": tokenizer["pieces_per_word"], "baseline": baseline_pieces}}

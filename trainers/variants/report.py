@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..evaluation.results import main_scores
 from ..pretraining.compare import load_run, seconds_to_reach
 
 MODELS = {"a": ("BriskBERT, adapted", "results.json", "pretrain"),
@@ -21,15 +22,15 @@ MODELS = {"a": ("BriskBERT, adapted", "results.json", "pretrain"),
 
 def write_report(out: Path, bert: str, evaluation: list[str]) -> dict:
     runs = {key: load_run(out / folder) for key, (_, _, folder) in MODELS.items() if folder}
-    scores = {key: json.loads((out / results).read_text()) for key, (_, results, _) in MODELS.items()}
+    records = {key: json.loads((out / results).read_text()) for key, (_, results, _) in MODELS.items()}
+    scores = {key: main_scores(record) for key, record in records.items()}
     tasks = {}
-    for task, entry in scores["a"]["tasks"].items():
-        metric = entry["main_metric"]
-        row = {"metric": metric}
+    for task, score in scores["a"].items():
+        row = {"metric": score["metric"]}
         for key in MODELS:
-            value = scores[key]["tasks"][task]["metrics"][metric]
-            row[key] = {"mean": value["mean"], "std": value.get("std") or 0.0, "values": value.get("values"),
-                        "train_seconds": scores[key]["tasks"][task].get("train_seconds")}
+            value = scores[key][task]
+            row[key] = {"mean": value["mean"], "std": value["std"], "values": value.get("values"),
+                        "train_seconds": records[key]["tasks"][task].get("train_seconds")}
         # "more than the seed spread": the gap exceeds the larger of the two standard deviations
         row["a_beats_c"] = row["a"]["mean"] - row["c"]["mean"] > max(row["a"]["std"], row["c"]["std"])
         row["a_at_least_b"] = row["a"]["mean"] >= row["b"]["mean"]
