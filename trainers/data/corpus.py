@@ -7,6 +7,7 @@ download first.
 """
 
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import datasets
@@ -65,6 +66,14 @@ def load_corpus(
             f"column that holds the text."
         )
     return corpus.select_columns([text_column])
+
+
+def read_texts(source: str | list[str], text_column: str = "text", limit: int | None = None,
+               hub_config: str | None = None) -> list[str]:
+    """The corpus's non-blank texts in order, at most `limit` of them: what a tokenizer trains on, or a measurement
+    reads."""
+    corpus = load_corpus(source, text_column, hub_config)
+    return list(islice((t for t in corpus[text_column] if t and t.strip()), limit))
 
 
 def tokenize_and_pack(

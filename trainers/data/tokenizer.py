@@ -19,7 +19,6 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ from transformers import BertTokenizer, PreTrainedTokenizerBase, TokenizersBacke
 from briskbert.modeling.configuration_briskbert import round_up
 
 from ..resources import data_path
-from .corpus import load_corpus
+from .corpus import read_texts
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 UNICODE_NORMALIZATIONS = {"none": None, "nfc": normalizers.NFC, "nfkc": normalizers.NFKC, "nfd": normalizers.NFD,
@@ -213,8 +212,7 @@ def train_tokenizer(job: TokenizerJob) -> dict:
     """Train (or extend) and save the tokenizer to `job.output` with tokenizer_report.json; returns the report."""
     from transformers import AutoTokenizer
 
-    corpus = load_corpus(job.files or job.dataset, job.column, job.dataset_config)
-    texts = [t for t in islice(corpus[job.column], job.max_texts) if t and t.strip()]
+    texts = read_texts(job.files or job.dataset, job.column, job.max_texts, job.dataset_config)
     if not texts:
         raise SystemExit(f"No text found in column {job.column!r} of {job.files or job.dataset}.")
     sample = texts[:2000]

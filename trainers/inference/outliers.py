@@ -13,13 +13,12 @@ For each pretrained model (a folder with an MLM head), on the same held-out text
 
 import argparse
 import json
-from itertools import islice
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from ..data.corpus import load_corpus
+from ..data.corpus import read_texts
 from ..data.masking import MLMMasking
 from ..speed.int8_methods import activation_statistics
 from .quantize import ROLES, quantize
@@ -75,9 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-texts", type=int, default=512)
     parser.add_argument("--output", type=Path, default=None, help="write the measurements to this JSON")
     args = parser.parse_args(argv)
-    corpus = load_corpus(args.texts, args.text_column)
-    texts = [t for t in islice((row[args.text_column] for row in corpus), args.num_texts * 2) if t and t.strip()]
-    texts = texts[:args.num_texts]
+    texts = read_texts(args.texts, args.text_column, args.num_texts)
     results = [measure(folder, texts) for folder in args.models]
     print("| model | gate | max abs | max kurtosis | FFN Wo max abs | MLM loss fp32 | W8A8 | increase |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")

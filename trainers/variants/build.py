@@ -25,13 +25,12 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import yaml
 from transformers import AutoTokenizer
 
-from ..data.corpus import load_corpus, resolve_files
+from ..data.corpus import read_texts, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
 from ..evaluation.results import main_scores
 from ..hub.model_card import find_records, render_card
@@ -262,8 +261,7 @@ def evaluation_flags(args: VariantBuild, recipe: VariantRecipe) -> list[str]:
 
 
 def corpus_texts(sources: list[str], recipe: VariantRecipe) -> list[str]:
-    corpus = load_corpus(sources if len(sources) > 1 else sources[0], recipe.text_column)
-    return [t for t in islice(corpus[recipe.text_column], 500_000) if t and t.strip()]
+    return read_texts(sources if len(sources) > 1 else sources[0], recipe.text_column, 500_000)
 
 
 def pieces_sample(texts: list[str]) -> list[str]:
