@@ -3,8 +3,10 @@ read from the benchmark's own side-by-side ratios, never from a timed test)."""
 
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -70,9 +72,13 @@ def test_cpu_anchors_run_beside_briskbert_and_a_missing_package_is_skipped_with_
 
     argv = ["--preset", "tiny", "--dtypes", "fp32", "--modes", "inference", "--backends", "sdpa", "--baselines",
             "bert,cpu-anchors", "--num-batches", "2", "--batch-size", "4", "--repeats", "1", "--no-memory"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     path_before = list(sys.path)
     record = run_benchmark(parse_config(BenchmarkConfig, [*argv, "--output", str(tmp_path / "all.json")]))
     assert sys.path == path_before  # onnxruntime.transformers' import appends its folder (benchmark.py...) there
+    assert not list(scratch.iterdir()), "the anchors' exported and converted models are removed once loaded"
     models = {row["model"] for row in record["results"]}
     assert models == {"briskbert:sdpa", "bert", *cpu_anchors.ANCHORS}, (models, record["meta"]["skipped"])
     assert all(row["real_tokens_per_s"] > 0 and 0 < row["mfu"] < 1 for row in record["results"])
@@ -82,3 +88,22 @@ def test_cpu_anchors_run_beside_briskbert_and_a_missing_package_is_skipped_with_
     record = run_benchmark(parse_config(BenchmarkConfig, [*fewer, "--output", str(tmp_path / "skip.json")]))
     assert "ct2-bert" not in {row["model"] for row in record["results"]}
     assert record["meta"]["skipped"] == {"ct2-bert": "ct2-bert needs not_a_package_here (pip install it)"}
+
+
+def test_embedding_job_against_sentence_transformers_scores_the_same_embeddings_and_cleans_up(tmp_path):
+    """`briskbert-benchmark --compare embed` on the shipped all-MiniLM-L6-v2: the embedding job's rows match
+    SentenceTransformer.encode's, and its scratch folder (the conversion, the corpus) is gone afterwards."""
+    output = tmp_path / "embed.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    result = subprocess.run(
+        [console_script("briskbert-benchmark"), "--compare", "embed", "--num-batches", "1", "--batch-size", "8",
+         "--repeats", "1", "--output", str(output)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(scratch), "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["model"]: row for row in json.loads(output.read_text())["results"]}
+    assert set(rows) == {"sentence-transformers encode (original)", "briskbert-embed fp32", "briskbert-embed int8"}
+    assert rows["briskbert-embed fp32"]["min_cosine"] > 0.9999 and rows["briskbert-embed int8"]["min_cosine"] > 0.99
+    assert not list(scratch.glob("briskbert-embed-bench-*"))

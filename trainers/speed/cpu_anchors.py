@@ -93,14 +93,15 @@ def build_anchor(name: str, bert_mlm, briskbert_mlm, batches: list[dict], tokeni
         from ..conversion.export import INPUT_NAMES, export_onnx
         from ..inference.onnx_encoder import OnnxEncoder
 
-        path = Path(tempfile.mkdtemp(prefix="briskbert-ort-anchor-")) / "briskbert.onnx"
         from briskbert.modeling import BriskBertModel
 
         # the MLM model's encoder, as the base model a user exports (with its pooled output)
         encoder_model = BriskBertModel(briskbert_mlm.config).eval()
         encoder_model.load_state_dict(briskbert_mlm.model.state_dict())
-        export_onnx(encoder_model, {k: batches[0][k] for k in INPUT_NAMES}, path)
-        encoder = OnnxEncoder(path, intra_op_num_threads=threads)
+        with tempfile.TemporaryDirectory(prefix="briskbert-ort-anchor-") as folder:  # the session keeps the graph
+            path = Path(folder) / "briskbert.onnx"
+            export_onnx(encoder_model, {k: batches[0][k] for k in INPUT_NAMES}, path)
+            encoder = OnnxEncoder(path, intra_op_num_threads=threads)
         runner = AnchorRunner(name, encoder_model, lambda batch: encoder(batch["input_ids"], batch["attention_mask"],
                                                                           batch["token_type_ids"]))
         runner.glu = encoder_model.config.mlp_type == "glu"
@@ -152,53 +153,56 @@ def ort_bert_session(bert: BertModel, int8: bool, threads: int):
     # top-level modules of those names in the caller's process; its modules are imported by now
     sys.path[:] = path_before
 
-    folder = Path(tempfile.mkdtemp(prefix="briskbert-ort-anchor-"))
-    raw, optimized = folder / "bert.onnx", folder / "bert-optimized.onnx"
-    example = torch.ones(2, 16, dtype=torch.long)
-    axes = {0: "batch", 1: "sequence"}
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    import copy
+    with tempfile.TemporaryDirectory(prefix="briskbert-ort-anchor-") as temporary:  # the session keeps the graph
+        folder = Path(temporary)
+        raw, optimized = folder / "bert.onnx", folder / "bert-optimized.onnx"
+        example = torch.ones(2, 16, dtype=torch.long)
+        axes = {0: "batch", 1: "sequence"}
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        import copy
 
-    bert = copy.deepcopy(bert)
-    # onnxruntime's optimizer fuses Attention from the eager graph's pattern, not from SDPA's
-    bert.set_attn_implementation("eager")
-    torch.onnx.export(KeywordBert(bert), (example, example, torch.zeros_like(example)), str(raw), dynamo=False,
-                      opset_version=17, input_names=names, output_names=["last_hidden_state"],
-                      dynamic_axes={**{n: axes for n in names}, "last_hidden_state": axes})
-    config = bert.config
-    fused = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
-                           hidden_size=config.hidden_size)
-    counts = fused.get_fused_operator_statistics()
-    print(f"  ort-bert: fused {', '.join(f'{op} x{n}' for op, n in counts.items() if n)}")
-    fused.save_model_to_file(str(optimized))
-    path = optimized
-    if int8:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        bert = copy.deepcopy(bert)
+        # onnxruntime's optimizer fuses Attention from the eager graph's pattern, not from SDPA's
+        bert.set_attn_implementation("eager")
+        torch.onnx.export(KeywordBert(bert), (example, example, torch.zeros_like(example)), str(raw), dynamo=False,
+                          opset_version=17, input_names=names, output_names=["last_hidden_state"],
+                          dynamic_axes={**{n: axes for n in names}, "last_hidden_state": axes})
+        config = bert.config
+        fused = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size)
+        counts = fused.get_fused_operator_statistics()
+        print(f"  ort-bert: fused {', '.join(f'{op} x{n}' for op, n in counts.items() if n)}")
+        fused.save_model_to_file(str(optimized))
+        path = optimized
+        if int8:
+            import onnx
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        path = folder / "bert-int8.onnx"
-        # without DefaultTensorType the quantizer cannot type the fused graph's outputs
-        quantize_dynamic(str(optimized), str(path), weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            path = folder / "bert-int8.onnx"
+            # without DefaultTensorType the quantizer cannot type the fused graph's outputs
+            quantize_dynamic(str(optimized), str(path), weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def ct2_bert_encoder(bert: BertModel, tokenizer, int8: bool, threads: int):
     import ctranslate2
 
-    folder = Path(tempfile.mkdtemp(prefix="briskbert-ct2-anchor-"))
-    source, converted = folder / "bert", folder / "ct2"
-    saved = BertModel(BertConfig.from_dict(bert.config.to_dict()))
-    missing, _ = saved.load_state_dict(bert.state_dict(), strict=False)
-    assert all(key.startswith("pooler.") for key in missing), missing  # the MLM model's encoder has no pooler
-    saved.config.position_embedding_type = "absolute"  # ctranslate2 4.8 still reads this field transformers 5 dropped
-    saved.config.architectures = ["BertModel"]
-    saved.save_pretrained(source)
-    tokenizer.save_pretrained(source)
-    ctranslate2.converters.TransformersConverter(str(source)).convert(str(converted),
-                                                                      quantization="int8" if int8 else None)
-    return ctranslate2.Encoder(str(converted), device="cpu", compute_type="int8" if int8 else "float32",
-                               intra_threads=threads)
+    with tempfile.TemporaryDirectory(prefix="briskbert-ct2-anchor-") as temporary:  # the encoder loads it whole
+        folder = Path(temporary)
+        source, converted = folder / "bert", folder / "ct2"
+        saved = BertModel(BertConfig.from_dict(bert.config.to_dict()))
+        missing, _ = saved.load_state_dict(bert.state_dict(), strict=False)
+        assert all(key.startswith("pooler.") for key in missing), missing  # the MLM model's encoder has no pooler
+        # ctranslate2 4.8 still reads this field, which transformers 5 dropped
+        saved.config.position_embedding_type = "absolute"
+        saved.config.architectures = ["BertModel"]
+        saved.save_pretrained(source)
+        tokenizer.save_pretrained(source)
+        ctranslate2.converters.TransformersConverter(str(source)).convert(str(converted),
+                                                                          quantization="int8" if int8 else None)
+        return ctranslate2.Encoder(str(converted), device="cpu", compute_type="int8" if int8 else "float32",
+                                   intra_threads=threads)
