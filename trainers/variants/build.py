@@ -22,6 +22,7 @@ pieces per word on the domain corpus. It may be added later: a rerun with a base
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -239,7 +240,9 @@ def build_variant(args: VariantBuild) -> None:
 
     if recipe.bert_baseline and not stages.done("report"):
         stages.clear(out / "report.json")
-        write_report(out, bert=bert, evaluation=evaluation)
+        reproduce = shlex.join(["briskbert-build-variant", "--variant", args.variant,
+                                "--output-dir", str(args.output_dir), "--data-dir", str(args.data_dir)])
+        write_report(out, bert=bert, evaluation=evaluation, reproduce=reproduce)
         stages.finish("report", {"report": str(out / "report.json")})
     compare([out, *args.compare_with])
 

@@ -20,7 +20,7 @@ MODELS = {"a": ("BriskBERT, adapted", "results.json", "pretrain"),
           "c": ("no adaptation", "baseline_results.json", None)}
 
 
-def write_report(out: Path, bert: str, evaluation: list[str]) -> dict:
+def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str) -> dict:
     runs = {key: load_run(out / folder) for key, (_, _, folder) in MODELS.items() if folder}
     records = {key: json.loads((out / results).read_text()) for key, (_, results, _) in MODELS.items()}
     scores = {key: main_scores(record) for key, record in records.items()}
@@ -38,7 +38,7 @@ def write_report(out: Path, bert: str, evaluation: list[str]) -> dict:
     reached = seconds_to_reach(runs["a"]["evals"], runs["b"]["final_eval_loss"])
     fraction = None if reached is None else reached / runs["b"]["train_seconds"]
     report = {
-        "reproduce": f"briskbert-build-variant --variant <recipe> --output-dir {out} --data-dir <data>",
+        "reproduce": reproduce,
         "bert": bert,
         "pretraining": {key: {**run, "config": json.loads((out / MODELS[key][2] / "config.json").read_text())}
                         for key, run in runs.items()},
@@ -46,7 +46,8 @@ def write_report(out: Path, bert: str, evaluation: list[str]) -> dict:
         "models": {key: name for key, (name, _, _) in MODELS.items()},
         "tasks": tasks,
         "targets": {
-            "a beats c by more than the seed spread on >= 2 of 3 tasks": sum(r["a_beats_c"] for r in tasks.values()) >= 2,
+            f"a beats c by more than the seed spread on >= 2 of {len(tasks)} tasks":
+                sum(r["a_beats_c"] for r in tasks.values()) >= min(2, len(tasks)),
             "a reaches b's final eval loss in <= 0.6x b's time": fraction is not None and fraction <= 0.6,
             "a at least as good as b downstream on every task": all(r["a_at_least_b"] for r in tasks.values()),
         },
