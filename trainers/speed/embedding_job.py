@@ -61,20 +61,20 @@ def compare_embed(args) -> dict:
                 start = time.perf_counter()
                 run()
                 seconds[name].append(time.perf_counter() - start)
-        reference = results["sentence-transformers encode (original)"]
-        base = statistics.median(seconds["sentence-transformers encode (original)"])
-        rows = []
-        for name in contenders:
-            got = results[name]
-            cosine = (got * reference).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(reference, axis=-1)
-            median = statistics.median(seconds[name])
-            rows.append({"model": name, "seconds_median": median, "ratio_vs_sentence_transformers": base / median,
-                         "mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
-                         "seconds_all": seconds[name]})
-        print(f"| {'run':40} | seconds | x sentence-transformers | mean cos | min cos |\n|---|---:|---:|---:|---:|")
-        for row in rows:
-            print(f"| {row['model']:40} | {row['seconds_median']:.2f} | {row['ratio_vs_sentence_transformers']:.2f} | "
-                  f"{row['mean_cosine']:.6f} | {row['min_cosine']:.6f} |")
-        meta = {"sentences": len(texts), "tasks": tasks, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                "repeats": args.repeats}
-        return write_record(args.output, "outputs/benchmark_embed.json", meta, rows)
+    reference = results["sentence-transformers encode (original)"]
+    base = statistics.median(seconds["sentence-transformers encode (original)"])
+    rows = []
+    for name in contenders:
+        got = results[name]
+        cosine = (got * reference).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(reference, axis=-1)
+        median = statistics.median(seconds[name])
+        rows.append({"model": name, "seconds_median": median, "ratio_vs_sentence_transformers": base / median,
+                     "mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
+                     "seconds_all": seconds[name]})
+    print(f"| {'run':40} | seconds | x sentence-transformers | mean cos | min cos |\n|---|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['model']:40} | {row['seconds_median']:.2f} | {row['ratio_vs_sentence_transformers']:.2f} | "
+              f"{row['mean_cosine']:.6f} | {row['min_cosine']:.6f} |")
+    meta = {"sentences": len(texts), "tasks": tasks, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "repeats": args.repeats}
+    return write_record(args.output, "outputs/benchmark_embed.json", meta, rows)
