@@ -199,8 +199,8 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
         assert scored["train_examples"] == 32 and scored["eval_examples"] == 40
     assert json.loads((out / "baseline_results.json").read_text())["model"] == str(out / "converted")
     assert set(report["pretraining"]) == {"a", "b"} and len(report["targets"]) == 3
-    assert report["reproduce"] == f"briskbert-build-variant --variant {tmp_path / 'bio-from-bert.yaml'} --output-dir {out} " \
-                                  f"--data-dir {REPO / 'data'}"
+    assert report["reproduce"] == (f"briskbert-build-variant --variant {tmp_path / 'bio-from-bert.yaml'} "
+                                   f"--output-dir {out} --data-dir {REPO / 'data'}")
     assert report["pretraining"]["b"]["config"]["model_type"] == "bert"
     assert (out / "report.png").stat().st_size > 10_000
     card = (out / "card" / "README.md").read_text()

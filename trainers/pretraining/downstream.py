@@ -56,7 +56,8 @@ def compare_downstream(folders: list[Path], evaluation: list[str], plot: Path | 
         try:
             plot_rows(rows, plot)
         except ImportError:
-            print("matplotlib is not installed (pip install 'briskbert[plots]'): the plot is not drawn", file=sys.stderr)
+            print("matplotlib is not installed (pip install 'briskbert[plots]'): the plot is not drawn",
+                  file=sys.stderr)
         print(f"wrote {plot.with_suffix('.json')}")
     return rows
 
@@ -66,7 +67,8 @@ def print_rows(rows: list[dict]) -> None:
     print("| model | pretraining min | steps | final eval loss | " + " | ".join(tasks) + " | GLUE avg |")
     print("|---|---:|---:|---:|" + "---:|" * (len(tasks) + 1))
     for row in rows:
-        cells = [f"{row['tasks'][t]['mean']:.3f}" + (f" ± {row['tasks'][t]['std']:.3f}" if len(row["seeds"]) > 1 else "")
+        spread = len(row["seeds"]) > 1
+        cells = [f"{row['tasks'][t]['mean']:.3f}" + (f" ± {row['tasks'][t]['std']:.3f}" if spread else "")
                  for t in tasks]
         average = "-" if row["glue_average"] is None else f"{row['glue_average']:.3f}"
         print(f"| {row['model']} | {row['train_minutes']:.1f} | {row['steps']} | {row['final_eval_loss']:.3f} | "
@@ -81,7 +83,8 @@ def plot_rows(rows: list[dict], path: Path) -> None:
 
     figure, (average, loss) = plt.subplots(1, 2, figsize=(11, 4.2))
     for model in dict.fromkeys(row["model"] for row in rows):
-        points = sorted((r["train_minutes"], r["glue_average"], r["final_eval_loss"]) for r in rows if r["model"] == model)
+        points = sorted((r["train_minutes"], r["glue_average"], r["final_eval_loss"])
+                        for r in rows if r["model"] == model)
         average.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=model)
         loss.plot([p[0] for p in points], [p[2] for p in points], marker="o", label=model)
     tasks = ", ".join(rows[0]["glue_average_tasks"])

@@ -153,17 +153,20 @@ def ort_bert_session(bert: BertModel, int8: bool, threads: int):
     # top-level modules of those names in the caller's process; its modules are imported by now
     sys.path[:] = path_before
 
+    example = torch.ones(2, 16, dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    import copy
+
+    bert = copy.deepcopy(bert)
+    # onnxruntime's optimizer fuses Attention from the eager graph's pattern, not from SDPA's
+    bert.set_attn_implementation("eager")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with tempfile.TemporaryDirectory(prefix="briskbert-ort-anchor-") as temporary:  # the session keeps the graph
         folder = Path(temporary)
         raw, optimized = folder / "bert.onnx", folder / "bert-optimized.onnx"
-        example = torch.ones(2, 16, dtype=torch.long)
-        axes = {0: "batch", 1: "sequence"}
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        import copy
-
-        bert = copy.deepcopy(bert)
-        # onnxruntime's optimizer fuses Attention from the eager graph's pattern, not from SDPA's
-        bert.set_attn_implementation("eager")
         torch.onnx.export(KeywordBert(bert), (example, example, torch.zeros_like(example)), str(raw), dynamo=False,
                           opset_version=17, input_names=names, output_names=["last_hidden_state"],
                           dynamic_axes={**{n: axes for n in names}, "last_hidden_state": axes})
@@ -182,24 +185,20 @@ def ort_bert_session(bert: BertModel, int8: bool, threads: int):
             # without DefaultTensorType the quantizer cannot type the fused graph's outputs
             quantize_dynamic(str(optimized), str(path), weight_type=QuantType.QInt8,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def ct2_bert_encoder(bert: BertModel, tokenizer, int8: bool, threads: int):
     import ctranslate2
 
+    saved = BertModel(BertConfig.from_dict(bert.config.to_dict()))
+    missing, _ = saved.load_state_dict(bert.state_dict(), strict=False)
+    assert all(key.startswith("pooler.") for key in missing), missing  # the MLM model's encoder has no pooler
+    saved.config.position_embedding_type = "absolute"  # ctranslate2 4.8 still reads this field transformers 5 dropped
+    saved.config.architectures = ["BertModel"]
     with tempfile.TemporaryDirectory(prefix="briskbert-ct2-anchor-") as temporary:  # the encoder loads it whole
         folder = Path(temporary)
         source, converted = folder / "bert", folder / "ct2"
-        saved = BertModel(BertConfig.from_dict(bert.config.to_dict()))
-        missing, _ = saved.load_state_dict(bert.state_dict(), strict=False)
-        assert all(key.startswith("pooler.") for key in missing), missing  # the MLM model's encoder has no pooler
-        # ctranslate2 4.8 still reads this field, which transformers 5 dropped
-        saved.config.position_embedding_type = "absolute"
-        saved.config.architectures = ["BertModel"]
         saved.save_pretrained(source)
         tokenizer.save_pretrained(source)
         ctranslate2.converters.TransformersConverter(str(source)).convert(str(converted),

@@ -35,6 +35,7 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str) ->
         row["a_beats_c"] = row["a"]["mean"] - row["c"]["mean"] > max(row["a"]["std"], row["c"]["std"])
         row["a_at_least_b"] = row["a"]["mean"] >= row["b"]["mean"]
         tasks[task] = row
+    wins_needed = min(2, len(tasks))  # of 3 bio tasks, 2; a recipe with one task needs it
     reached = seconds_to_reach(runs["a"]["evals"], runs["b"]["final_eval_loss"])
     fraction = None if reached is None else reached / runs["b"]["train_seconds"]
     report = {
@@ -46,8 +47,8 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str) ->
         "models": {key: name for key, (name, _, _) in MODELS.items()},
         "tasks": tasks,
         "targets": {
-            f"a beats c by more than the seed spread on >= 2 of {len(tasks)} tasks":
-                sum(r["a_beats_c"] for r in tasks.values()) >= min(2, len(tasks)),
+            f"a beats c by more than the seed spread on >= {wins_needed} of {len(tasks)} tasks":
+                sum(r["a_beats_c"] for r in tasks.values()) >= wins_needed,
             "a reaches b's final eval loss in <= 0.6x b's time": fraction is not None and fraction <= 0.6,
             "a at least as good as b downstream on every task": all(r["a_at_least_b"] for r in tasks.values()),
         },
