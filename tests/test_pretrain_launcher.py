@@ -61,12 +61,14 @@ def reference_run(tmp_path_factory) -> Path:
 
 def test_tiny_run_writes_checkpoints_final_model_metrics_and_summary(tmp_path, run_fresh_python):
     output = tmp_path / "run"
-    pretrain(output, "--max-steps", "8", "--micro-batch-size", "8", "--save-every", "3", "--keep-checkpoints", "2")
+    pretrain(output, "--max-steps", "8", "--micro-batch-size", "8", "--save-every", "3", "--keep-checkpoints", "2",
+             "--log-every", "2", "--eval-every", "3")
     assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["step_00000006", "step_00000008"]
     records = metrics(output)
-    assert [r["step"] for r in records] == list(range(1, 9))
+    # every log step and every eval step is logged, and the last step always, with its eval
+    assert [r["step"] for r in records] == [2, 3, 4, 6, 8]
     assert {"step", "loss", "lr", "tokens_per_s", "mfu", "grad_norm"} <= set(records[0])
-    assert [r["step"] for r in records if "eval_loss" in r] == [4, 8]
+    assert [r["step"] for r in records if "eval_loss" in r] == [3, 6, 8]
     assert records[-1]["loss"] < records[0]["loss"]
     summary = json.loads((output / "summary.json").read_text())
     assert summary["steps"] == 8 and summary["tokens_seen"] == records[-1]["tokens_seen"]

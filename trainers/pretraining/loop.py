@@ -227,9 +227,11 @@ def pretrain(config: PretrainConfig) -> dict:
         terminated, slowest = accelerator.reduce(flags, "max").tolist() if world > 1 else flags.tolist()
         last_step = state.step == config.max_steps or 0 < config.max_minutes * 60 <= slowest
 
-        if state.step % config.log_every == 0 or last_step:
+        # an eval step is also a log step, so --eval-every is honoured whatever --log-every is
+        evaluate_now = state.step % config.eval_every == 0 or last_step
+        if state.step % config.log_every == 0 or evaluate_now:
             record = log_record(window, state, accelerator, scheduler, grad_norm, peak * world)
-            if state.step % config.eval_every == 0 or last_step:
+            if evaluate_now:
                 record["eval_loss"] = last_eval = evaluation_loss(model, eval_batches, masking, config, accelerator)
             metrics.log(record, progress.write)
             window = LogWindow()
