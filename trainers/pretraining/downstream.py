@@ -89,6 +89,8 @@ def plot_rows(rows: list[dict], path: Path) -> None:
         loss.plot([p[0] for p in points], [p[2] for p in points], marker="o", label=model)
     tasks = ", ".join(rows[0]["glue_average_tasks"])
     average.set_ylabel(f"GLUE average ({tasks})")
+    # the whole score range, so two models at chance do not look a zoomed-in world apart
+    average.set_ylim(min([0.0] + [r["glue_average"] for r in rows if r["glue_average"] is not None]), 1.0)
     loss.set_ylabel("final held-out MLM loss (15% masking)")
     for axis in (average, loss):
         axis.set_xlabel("pretraining wall-clock (minutes, evaluation excluded)")
