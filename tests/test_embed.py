@@ -107,21 +107,26 @@ def test_two_accelerate_processes_write_the_same_embeddings(embedder_folder, cor
 
 
 def test_text_csv_and_parquet_in_parquet_out_from_the_console_script(embedder_folder, corpus, tmp_path):
+    """The console script in a fresh process on a text file; the CSV and Parquet readers in this one (the same
+    embed_corpus the script calls, without two more interpreter starts)."""
     import pandas as pd
 
     path, texts = corpus
     (tmp_path / "corpus.txt").write_text("\n".join(texts[:40]) + "\n")
     pd.DataFrame({"body": texts[:40]}).to_csv(tmp_path / "corpus.csv", index=False)
     pd.DataFrame({"body": texts[:40]}).to_parquet(tmp_path / "corpus.parquet")
+    result = subprocess.run([console_script("briskbert-embed"), "--model", str(embedder_folder), "--input",
+                             str(tmp_path / "corpus.txt"), "--output", str(tmp_path / "corpus.txt.parquet"),
+                             "--dtype", "fp32"], capture_output=True, text=True, timeout=300, env=launch_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "embedded 40 rows" in result.stdout and "tokens/s" in result.stdout
+    for name in ("corpus.csv", "corpus.parquet"):
+        summary = run(model=embedder_folder, input=tmp_path / name, column="body", output=tmp_path / f"{name}.parquet",
+                      dtype="fp32")
+        assert summary["rows"] == 40
     outputs = []
-    for name, column in (("corpus.txt", "text"), ("corpus.csv", "body"), ("corpus.parquet", "body")):
-        out = tmp_path / f"{name}.parquet"
-        result = subprocess.run([console_script("briskbert-embed"), "--model", str(embedder_folder), "--input",
-                                 str(tmp_path / name), "--column", column, "--output", str(out), "--dtype", "fp32"],
-                                capture_output=True, text=True, timeout=300, env=launch_environment())
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert "embedded 40 rows" in result.stdout and "tokens/s" in result.stdout
-        table = pq.read_table(out)
+    for name in ("corpus.txt", "corpus.csv", "corpus.parquet"):
+        table = pq.read_table(tmp_path / f"{name}.parquet")
         assert table.column("row").to_pylist() == list(range(40))
         outputs.append(np.array(table.column("embedding").to_pylist()))
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)

@@ -17,6 +17,8 @@ import torch
 from launchers import accelerate_two_processes, console_script, launch_environment
 from safetensors.torch import load_file
 
+from briskbert.scripts.compare_downstream import main as compare_downstream_main
+from briskbert.scripts.compare_pretraining import main as compare_pretraining_main
 from briskbert.trainers.config import parse_config
 from briskbert.trainers.pretraining.loop import PretrainConfig
 from briskbert.trainers.pretraining.loop import pretrain as pretrain_loop
@@ -114,13 +116,27 @@ def test_two_cpu_processes_equal_one_process(tmp_path, reference_run):
         [r["eval_loss"] for r in metrics(reference_run) if "eval_loss" in r], rel=1e-4)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """`uninterrupted(*args)`: the finished run an interrupted one with these flags must reproduce, made once per
+    set of flags (kill -9 and SIGTERM share theirs)."""
+    runs = {}
+
+    def run(*args: str) -> Path:
+        if args not in runs:
+            runs[args] = tmp_path_factory.mktemp("uninterrupted")
+            pretrain(runs[args], *args)
+        return runs[args]
+
+    return run
+
+
 @pytest.mark.parametrize("stop_signal, data", [
     (signal.SIGKILL, []), (signal.SIGTERM, []), (signal.SIGTERM, ["--streaming"]),
 ], ids=["kill-9", "sigterm", "sigterm-streaming"])
-def test_interrupted_run_resumes_onto_the_same_curve(tmp_path, stop_signal, data):
+def test_interrupted_run_resumes_onto_the_same_curve(tmp_path, uninterrupted, stop_signal, data):
     args = ["--max-steps", "40", "--micro-batch-size", "4", "--save-every", "10", "--eval-every", "10", *data]
-    reference = tmp_path / "uninterrupted"
-    pretrain(reference, *args)
+    reference = uninterrupted(*args)
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(pretrain_command(interrupted, *args), cwd=REPO, env=launch_environment(),
@@ -212,7 +228,7 @@ def test_resumed_metrics_log_drops_later_steps_and_a_torn_last_line(tmp_path):
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
 
 
-def test_runs_at_two_budgets_are_compared_by_loss_and_downstream_scores(tmp_path, reference_run):
+def test_runs_at_two_budgets_are_compared_by_loss_and_downstream_scores(tmp_path, reference_run, capsys):
     """scripts/compare_pretraining.py and scripts/compare_downstream.py on finished runs, as the from-scratch
     comparison in docs/pretraining-comparison.md runs them: scores are kept per run and not recomputed."""
     short, long, bert = tmp_path / "briskbert-3", tmp_path / "briskbert-6", tmp_path / "bert-3"
@@ -220,12 +236,9 @@ def test_runs_at_two_budgets_are_compared_by_loss_and_downstream_scores(tmp_path
     pretrain(long, "--max-steps", "6", "--micro-batch-size", "16", "--save-every", "100")
     pretrain(bert, "--max-steps", "3", "--micro-batch-size", "16", "--save-every", "100", "--model-type", "bert")
 
-    def compare(script: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], cwd=REPO,
-                              env=launch_environment(), capture_output=True, text=True, timeout=600)
-
-    curves = compare("compare_pretraining.py", str(long), str(bert), "--plot", str(tmp_path / "loss.png"))
-    assert curves.returncode == 0, curves.stderr[-3000:]
+    # the loss curves: the script in this process (it reads files and draws); the downstream scores: the first
+    # comparison in a fresh process, as a user runs it, then the rerun and the refusal here
+    compare_pretraining_main([str(long), str(bert), "--plot", str(tmp_path / "loss.png")])
     loss = json.loads((tmp_path / "loss.json").read_text())
     assert [run["steps"] for run in loss["runs"]] == [6, 3] and (tmp_path / "loss.png").stat().st_size > 0
     assert loss["comparisons"][0]["baseline_final_eval_loss"] == loss["runs"][1]["final_eval_loss"]
@@ -233,7 +246,9 @@ def test_runs_at_two_budgets_are_compared_by_loss_and_downstream_scores(tmp_path
     evaluation = ["--", "--tasks", "sst2", "--data-dir", str(REPO / "data"), "--max-train-samples", "16",
                   "--max-eval-samples", "16", "--max-steps", "2", "--", "--max-seq-length", "32"]
     plot = tmp_path / "glue.png"
-    first = compare("compare_downstream.py", str(short), str(long), str(bert), "--plot", str(plot), *evaluation)
+    first = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_downstream.py"), str(short), str(long),
+                            str(bert), "--plot", str(plot), *evaluation], cwd=REPO, env=launch_environment(),
+                           capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     rows = json.loads(plot.with_suffix(".json").read_text())["runs"]
     assert [row["steps"] for row in rows] == [3, 6, 3]
@@ -246,11 +261,12 @@ def test_runs_at_two_budgets_are_compared_by_loss_and_downstream_scores(tmp_path
         assert 0 < row["train_minutes"] and row["final_eval_loss"] == metrics(Path(row["folder"]))[-1]["eval_loss"]
     assert plot.stat().st_size > 0
 
-    again = compare("compare_downstream.py", str(short), str(long), str(bert), *evaluation)
-    assert again.returncode == 0 and "=== sst2" not in again.stdout + again.stderr
+    capsys.readouterr()
+    compare_downstream_main([str(short), str(long), str(bert), *evaluation])
+    assert "=== sst2" not in "".join(capsys.readouterr())  # every run's scores were kept: nothing fine-tuned again
     assert json.loads(plot.with_suffix(".json").read_text())["runs"] == rows  # no --plot: the JSON is untouched
 
     (short / "downstream_results.json").unlink()
     (short / "final" / "config.json").unlink()
-    unfinished = compare("compare_downstream.py", str(short), *evaluation)
-    assert unfinished.returncode != 0 and "--resume" in unfinished.stderr
+    with pytest.raises(SystemExit, match="--resume"):
+        compare_downstream_main([str(short), *evaluation])

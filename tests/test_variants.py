@@ -13,6 +13,7 @@ from launchers import console_script
 import yaml
 from transformers import AutoTokenizer
 
+from briskbert.scripts.build_variant import main as build_variant_main
 from briskbert.trainers.evaluation.tasks import TASKS
 from briskbert.trainers.variants.build import VariantBuild, build_variant, check_baseline
 from briskbert.trainers.variants.recipe import VariantRecipe
@@ -70,7 +71,7 @@ def test_a_stage_that_runs_again_makes_the_later_ones_run_again(tmp_path):
     assert not stages.done("compare", baseline_model="runs/general-b")
 
 
-def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
+def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert, capfd):
     """On the repo's own Tunisian sample (TArC sentences, TSAC sentiment): corpus to card, then a rerun that adds a
     baseline model and runs only the comparison (a redone stage redoing the later ones: the Stages test above)."""
     out = tmp_path / "tunisian"
@@ -88,12 +89,13 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
     assert not (out / "comparison.json").exists()
 
     # the baseline, added later, is scored on the same task with the same settings; nothing else runs again
-    again = subprocess.run(command + ["--baseline-model", str(tiny_briskbert)], cwd=REPO, capture_output=True,
-                           text=True, timeout=900)
-    assert again.returncode == 0, again.stderr[-4000:]
+    # (the rerun in this process: the same build_variant the console script calls, one interpreter start fewer)
+    capfd.readouterr()
+    build_variant_main(command[1:] + ["--baseline-model", str(tiny_briskbert)])
+    again = capfd.readouterr()
     for stage in ("corpus", "tokenizer", "pretrain", "evaluate", "card"):
-        assert f"stage {stage}: finished earlier, skipped" in again.stdout
-    assert "stage compare: running" in again.stdout
+        assert f"stage {stage}: finished earlier, skipped" in again.out
+    assert "stage compare: running" in again.out
     assert json.loads((out / "results.json").read_text()) == results
     baseline = json.loads((out / "baseline_results.json").read_text())
     assert baseline["model"] == str(tiny_briskbert) and set(baseline["tasks"]) == {"tsac"}
@@ -109,7 +111,7 @@ def test_tiny_tunisian_variant_end_to_end_and_resumes(tmp_path, tiny_briskbert):
     # the baseline's own tokenizer, measured on the same corpus sample as the variant's
     assert comparison["pieces_per_word"]["variant"] == report["pieces_per_word"]
     assert comparison["pieces_per_word"]["baseline"] > report["pieces_per_word"]
-    assert "| tsac | accuracy |" in again.stdout
+    assert "| tsac | accuracy |" in again.out
 
 
 def test_a_baseline_that_is_neither_a_folder_nor_a_hub_id_is_refused_before_any_work(tmp_path):
@@ -170,7 +172,7 @@ def test_tiny_domain_variant_end_to_end_from_repo_data(tmp_path, variant, task):
         assert any(re.search("[äöüß]", w) for w in expected) and any(w[0].isupper() for w in expected)
 
 
-def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptation(tmp_path):
+def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptation(tmp_path, capfd):
     """The bundled bio-from-bert recipe at a tiny budget on data/'s samples: the shipped all-MiniLM-L6-v2 converted,
     both adaptations trained side by side on the same packed rows, three models scored with equal settings, the
     report written; a rerun redoes nothing."""
@@ -207,8 +209,9 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
     assert "BriskBertModel has none, so its transform" in card  # the MLM head it had to start
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0, again.stderr[-3000:]
+    capfd.readouterr()
+    build_variant_main(command[1:])  # the rerun in this process: every stage is skipped
+    again = capfd.readouterr().out
     for stage in ("corpus", "convert", "tokenizer", "pretrain", "evaluate", "card", "compare", "report"):
-        assert f"stage {stage}: finished earlier, skipped" in again.stdout
+        assert f"stage {stage}: finished earlier, skipped" in again
     assert json.loads((out / "report.json").read_text()) == report
