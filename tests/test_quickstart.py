@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
 from briskbert.trainers.config import parse_config
 
@@ -42,6 +43,29 @@ def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
     assert "(always answering the most frequent label: 0.560)" in result.stdout
     assert "== summary" in result.stdout and str(converted) in result.stdout
     assert (output_dir / "briskbert.onnx").is_file()
+
+
+def test_fill_mask_comes_from_the_converted_bert_when_its_checkpoint_has_an_mlm_head(tmp_path, tokenizer):
+    """A BertForMaskedLM keeps its head through the conversion, so the summary shows the converted model's own
+    guesses, the same as the BERT's; a bare BertModel (all-MiniLM-L6-v2) has none to show."""
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertModel
+
+    from briskbert.trainers.conversion.convert import convert
+    from briskbert.trainers.quickstart import PROBE, converted_fill_mask, fill_mask
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    for name, model in (("mlm", BertForMaskedLM(config).eval()), ("encoder", BertModel(config).eval())):
+        model.save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+        convert("bert", str(tmp_path / name), tmp_path / f"{name}-converted")
+    guesses = converted_fill_mask(tmp_path / "mlm-converted")
+    assert guesses == fill_mask(BertForMaskedLM.from_pretrained(tmp_path / "mlm").eval(), tokenizer, PROBE)
+    assert converted_fill_mask(tmp_path / "encoder-converted") is None
+    # the quickstart's next steps take that folder as they take a bare encoder: a task head on the same encoder
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / "mlm-converted", num_labels=2)
+    assert type(classifier).__name__ == "BriskBertForSequenceClassification"
 
 
 @dataclass

@@ -8,6 +8,8 @@ minute of pretraining teaches it word frequencies, not a language: its fill-mask
 A model worth judging, from a real pretrained BERT: convert all-MiniLM-L6-v2 (shipped on PyPI; any BERT id or
 folder works) exactly to BriskBERT, fine-tune and score it on SST-2 with the evaluation harness, write its model card
 and export it to ONNX. Each launcher runs as a user starts it, in its own process (`python -m briskbert.scripts.<job>`).
+The summary's fill-mask is the converted BERT's when its checkpoint has an MLM head (`--base_model` with a
+BertForMaskedLM); all-MiniLM-L6-v2 has none, so by default it is the tiny model's.
 
     run_quickstart(parse_config(QuickstartConfig, ["--config", "quickstart"]))     # what scripts/quickstart.py runs
 """
@@ -123,6 +125,16 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     step([sys.executable, "-m", "briskbert.scripts.export", "--model", str(converted), "--format", "onnx",
           "--output", str(output / "briskbert.onnx")], "ONNX export")
 
+    # 8. fill-mask from the converted BERT when its checkpoint had an MLM head (BertForMaskedLM): the converter keeps
+    # it. all-MiniLM-L6-v2 has none, and a new head knows no words, so then the tiny model's guesses stand
+    bert_name = config.base_model or "all-MiniLM-L6-v2"
+    converted_guesses = converted_fill_mask(converted)
+    if converted_guesses is not None:
+        fill_line = f"{PROBE!r} -> {converted_guesses} (BriskBERT converted from {bert_name}, its own MLM head)"
+    else:
+        fill_line = (f"{PROBE!r} -> {guesses} (the tiny model: {bert_name} has no MLM head to convert; "
+                     f"--base_model with a BertForMaskedLM checkpoint shows its own)")
+
     print(f"""
 == summary
 built:      a tiny BriskBERT pretrained from scratch ({summary['parameters'] / 1e6:.1f}M parameters, \
@@ -130,7 +142,7 @@ built:      a tiny BriskBERT pretrained from scratch ({summary['parameters'] / 1
             and BriskBERT converted from {config.base_model or 'all-MiniLM-L6-v2'}, fine-tuned on {config.finetune_task}
 score:      {config.finetune_task} accuracy {accuracy:.3f} on {scores['eval_examples']} validation rows (always \
 answering the most frequent label: {majority:.3f})
-fill-mask:  {PROBE!r} -> {guesses} (the tiny model)
+fill-mask:  {fill_line}
 outputs:    {tiny}  the tiny model (weights, code, tokenizer)
             {converted}  the converted BERT and its model card
             {output / 'finetune'}  the fine-tuned {config.finetune_task} runs
@@ -148,6 +160,14 @@ def fill_mask(model, tokenizer, text: str, top: int = 5) -> list[str]:
     with torch.no_grad():
         logits = model(**probe).logits[0, masked]
     return tokenizer.convert_ids_to_tokens(logits.topk(top).indices)
+
+
+def converted_fill_mask(folder: Path) -> list[str] | None:
+    """The converted BERT's top guesses for PROBE, or None when its checkpoint had no MLM head to convert."""
+    if "BriskBertForMaskedLM" not in json.loads((folder / "config.json").read_text()).get("architectures", []):
+        return None
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return fill_mask(AutoModelForMaskedLM.from_pretrained(folder).eval(), tokenizer, PROBE)
 
 
 def majority_rate(source: str, rows: int) -> float:
