@@ -42,6 +42,8 @@ def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
     assert sst2["eval_examples"] == 500 and sst2["metrics"]["accuracy"]["mean"] >= 0.80
     assert "(always answering the most frequent label: 0.560)" in result.stdout
     assert "== summary" in result.stdout and str(converted) in result.stdout
+    # all-MiniLM-L6-v2 has no MLM head: the summary's fill-mask is the tiny model's, and it says so
+    assert "(the tiny model: all-MiniLM-L6-v2 has no MLM head to convert" in result.stdout
     assert (output_dir / "briskbert.onnx").is_file()
 
 
