@@ -102,10 +102,10 @@ def run_quickstart(config: QuickstartConfig) -> dict:
         raise SystemExit("The reloaded model disagrees with the saved one: the saved code or weights are wrong.")
 
     # 4. a real pretrained BERT, converted exactly (the converter checks its outputs against the source's)
-    source = base_bert(config.base_model)
+    source, bert_name = base_bert(config.base_model), config.base_model or "all-MiniLM-L6-v2"
     converted = output / "briskbert-from-bert"
     step([sys.executable, "-m", "briskbert.scripts.convert", "--from", "bert", "--source", source, "--output",
-          str(converted), "--check"], f"converting the pretrained BERT {config.base_model or 'all-MiniLM-L6-v2'}")
+          str(converted), "--check"], f"converting the pretrained BERT {bert_name}")
 
     # 5. fine-tune and score it on a GLUE task with the evaluation harness
     results = output / "results.json"
@@ -127,7 +127,6 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 
     # 8. fill-mask from the converted BERT when its checkpoint had an MLM head (BertForMaskedLM): the converter keeps
     # it. all-MiniLM-L6-v2 has none, and a new head knows no words, so then the tiny model's guesses stand
-    bert_name = config.base_model or "all-MiniLM-L6-v2"
     converted_guesses = converted_fill_mask(converted)
     if converted_guesses is not None:
         fill_line = f"{PROBE!r} -> {converted_guesses} (BriskBERT converted from {bert_name}, its own MLM head)"
@@ -139,7 +138,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 == summary
 built:      a tiny BriskBERT pretrained from scratch ({summary['parameters'] / 1e6:.1f}M parameters, \
 {summary['tokens_per_s']:,.0f} tokens/s; it shows the pipeline and the speed)
-            and BriskBERT converted from {config.base_model or 'all-MiniLM-L6-v2'}, fine-tuned on {config.finetune_task}
+            and BriskBERT converted from {bert_name}, fine-tuned on {config.finetune_task}
 score:      {config.finetune_task} accuracy {accuracy:.3f} on {scores['eval_examples']} validation rows (always \
 answering the most frequent label: {majority:.3f})
 fill-mask:  {fill_line}

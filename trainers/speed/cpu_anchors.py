@@ -14,6 +14,7 @@ A contender whose package is missing is skipped with the reason (`skip_reason`).
 the torch thread count and spinning off, so its idle threads do not slow the contender timed after it.
 """
 
+import copy
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -156,8 +157,6 @@ def ort_bert_session(bert: BertModel, int8: bool, threads: int):
     example = torch.ones(2, 16, dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    import copy
-
     bert = copy.deepcopy(bert)
     # onnxruntime's optimizer fuses Attention from the eager graph's pattern, not from SDPA's
     bert.set_attn_implementation("eager")
