@@ -6,6 +6,8 @@ Tolerance: 1e-5 absolute on hidden states and embeddings; logits (|x| up to tens
 """
 
 
+import math
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -180,6 +182,7 @@ def test_onnx_encoder_runs_the_export_in_length_groups_like_the_model(model_clas
     for budget in (64, 100_000):  # many micro-batches of similar length, then one
         encoder = briskbert.OnnxEncoder(tmp_path / "model.onnx", token_budget=budget)
         assert encoder.session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+        assert 0 < encoder.call_cost_tokens < math.inf  # measured on this session at start
         got = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         assert got.shape == expected.shape
         if encoder.token_level:
@@ -194,3 +197,39 @@ def test_onnx_encoder_runs_the_export_in_length_groups_like_the_model(model_clas
         tokenizer.padding_side = "right"
     with pytest.raises(ValueError, match="right-padded"):
         encoder(left["input_ids"], left["attention_mask"])
+
+
+def test_length_groups_cut_where_padding_plus_calls_cost_least():
+    """OnnxEncoder's micro-batches: every row once, within the budgets, and the cheapest cuts (padded tokens plus one
+    call's cost per micro-batch), checked against every way of cutting the sorted rows."""
+    import itertools
+
+    from briskbert.trainers.inference.onnx_encoder import length_groups
+
+    def cost(groups, lengths, call_cost):
+        return sum(len(g) * max(lengths[i] for i in g) + call_cost for g in groups)
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        lengths = torch.randint(1, 60, (9,), generator=generator).tolist()
+        call_cost = [0.0, 5.0, 13.0, 1000.0][trial % 4]
+        groups = length_groups(lengths, call_cost, token_budget=200, max_batch_size=5)
+        assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+        assert all(len(g) <= 5 and (len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 200) for g in groups)
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        cheapest = math.inf
+        for cuts in itertools.product([False, True], repeat=len(order) - 1):
+            candidate, current = [], [order[0]]
+            for index, cut in zip(order[1:], cuts):
+                if cut:
+                    candidate.append(current)
+                    current = []
+                current.append(index)
+            candidate.append(current)
+            if all(len(g) <= 5 and (len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 200) for g in candidate):
+                cheapest = min(cheapest, cost(candidate, lengths, call_cost))
+        assert cost(groups, lengths, call_cost) == pytest.approx(cheapest)
+    # nearly free calls: one micro-batch per distinct length, no padding at all
+    lengths = [5, 3, 5, 9, 3, 3]
+    groups = length_groups(lengths, 1e-6, token_budget=4096, max_batch_size=64)
+    assert all(len({lengths[i] for i in g}) == 1 for g in groups) and len(groups) == 3
