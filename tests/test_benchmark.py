@@ -64,7 +64,7 @@ def test_matmul_peak_is_a_positive_rate_in_either_precision():
 
 def test_cpu_anchors_run_beside_briskbert_and_a_missing_package_is_skipped_with_the_reason(tmp_path, monkeypatch):
     """Every CPU anchor (onnxruntime-fused and int8 HF BERT, CTranslate2 fp32/int8, torch int8 HF BERT, BriskBERT
-    int8) runs in one benchmark beside BriskBERT and BertModel; a contender whose package is absent is skipped and
+    int8, BriskBERT in onnxruntime fp32/int8) runs in one benchmark beside BriskBERT and BertModel; a contender whose package is absent is skipped and
     the reason names the install."""
     from briskbert.trainers.config import parse_config
     from briskbert.trainers.speed import cpu_anchors

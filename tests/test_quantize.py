@@ -126,3 +126,50 @@ def test_export_int8_writes_a_folder_that_loads(tiny_briskbert, tmp_path):
     mean = float(result.stdout.split("is ")[-1].split(" mean")[0])
     assert mean > 0.99
     assert isinstance(load_quantized(output).model.layers[0].mlp.Wo, Int8Linear)
+
+
+def test_int8_onnx_keeps_minilm_embeddings_in_onnxruntime(minilm, held_out_sentences, tmp_path):
+    """briskbert-export --format onnx --int8: the default recipe carried into an onnxruntime graph (every encoder
+    matmul int8 but the outlier channels') keeps the real MiniLM's embeddings within the same targets."""
+    import onnx
+
+    from briskbert.trainers.conversion.export import INPUT_NAMES, export_int8_graph
+
+    model, tokenizer = minilm
+    reference = embeddings(model, tokenizer, held_out_sentences)
+    example = dict(tokenizer(held_out_sentences[:4], padding=True, return_tensors="pt"))
+    example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))
+    path = tmp_path / "minilm-int8.onnx"
+    quantized = export_int8_graph(quantize(model, tokenizer=tokenizer), {k: example[k] for k in INPUT_NAMES}, path)
+    assert quantized == 4 * model.config.num_hidden_layers
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("MatMulInteger") == quantized
+    encoder = briskbert.OnnxEncoder(path)
+    order = sorted(range(len(held_out_sentences)), key=lambda i: len(held_out_sentences[i]))
+    got = torch.empty_like(reference)
+    for start in range(0, len(order), 32):
+        rows = order[start : start + 32]
+        batch = tokenizer([held_out_sentences[i] for i in rows], padding=True, truncation=True, max_length=128,
+                          return_tensors="pt")
+        hidden = encoder(batch["input_ids"], batch["attention_mask"])
+        mask = batch["attention_mask"][..., None].float()
+        got[rows] = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)  # the model's mean pooling
+    cosine = (got * reference).sum(-1)
+    assert cosine.mean() >= 0.995 and cosine.min() >= 0.98, (cosine.mean(), cosine.min())
+
+
+def test_export_int8_onnx_in_a_fresh_process(tiny_briskbert, tmp_path, capsys):
+    output = tmp_path / "model-int8.onnx"
+    command = [sys.executable, "-m", "briskbert.scripts.export", "--model", str(tiny_briskbert), "--format", "onnx",
+               "--int8", "--output", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "int8 ONNX" in result.stdout and output.is_file()
+    mean = float(result.stdout.split("is ")[-1].split(" mean")[0])
+    assert mean > 0.99
+
+    from briskbert.scripts.export import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["--model", str(tiny_briskbert), "--format", "torch-export", "--int8", "--output", str(tmp_path / "x")])
+    assert refused.value.code == 2 and "--int8 exports to --format onnx" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """A BriskBERT model as one graph, for ONNX (`torch.onnx.export`, dynamo) and `torch.export`; what briskbert-export runs.
 
     names, difference, shape = export_model("my-briskbert", "onnx", "my-briskbert.onnx")
+    mean, worst = export_int8_onnx("my-briskbert", "my-briskbert-int8.onnx")
 
 The model exports itself: under `torch.export` it runs on the padded rows (`modeling/unpadding.py`'s `PaddedBatch`,
 SDPA with one 4-D ALiBi + padding bias) instead of removing padding, whose shapes depend on the data. So
@@ -11,8 +12,12 @@ batch and sequence dimensions.
 
 from pathlib import Path
 
+import copy
+import tempfile
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer
 
@@ -157,4 +162,95 @@ def export_int8(folder, output, method: str = "smooth-outliers", max_length: int
     with torch.no_grad():
         expected, got = (getattr(m(**check), name).flatten(1).float() for m in (model, int8))
     cosine = torch.nn.functional.cosine_similarity(expected, got, dim=-1)
+    return cosine.mean().item(), cosine.min().item()
+
+
+# ---- int8 in onnxruntime: briskbert.quantize's recipe, carried into the graph
+
+
+class SplitLinear(nn.Module):
+    """An `Int8Linear`'s computation written in fp32 ops that ONNX has, for onnxruntime to quantize:
+    y = (x * input_scale) @ main_weight + x[:, outliers] @ outlier_weight + b.
+
+    `main_weight` [in, out] is the int8 weight dequantized (smoothed, outlier rows zero), so onnxruntime's symmetric
+    per-column int8 of it gives back the same int8 values and scales; the outlier channels' small matmul stays fp32.
+    Both are plain MatMuls (not Linear, which exports as Gemm: onnxruntime's dynamic quantizer leaves Gemm fp32)."""
+
+    def __init__(self, int8):
+        super().__init__()
+        self.register_buffer("main_weight", (int8.weight_int8.float() * int8.weight_scale[:, None]).t().contiguous())
+        self.register_buffer("bias", int8.bias.clone())
+        self.register_buffer("input_scale", None if int8.input_scale is None else int8.input_scale.clone())
+        self.register_buffer("outlier_index", None if int8.outlier_index is None else int8.outlier_index.clone())
+        self.register_buffer("outlier_weight",
+                             None if int8.outlier_weight is None else int8.outlier_weight.t().contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = (x if self.input_scale is None else x * self.input_scale) @ self.main_weight + self.bias
+        if self.outlier_index is not None:
+            y = y + x.index_select(-1, self.outlier_index) @ self.outlier_weight
+        return y
+
+
+def split_linears(int8_model: nn.Module) -> nn.Module:
+    """A copy of a `quantize`d model with every Int8Linear as a SplitLinear: fp32 ops that export."""
+    from ..inference.quantize import Int8Linear
+
+    model = copy.deepcopy(int8_model)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Int8Linear):
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent), leaf, SplitLinear(module))
+    return model.eval()
+
+
+def quantize_onnx(fp32_path, output) -> int:
+    """onnxruntime's dynamic int8 (per-row int8 weights, uint8 activations per call) on the matmuls of the
+    SplitLinears' main weights only: the outlier matmuls and the Linears the recipe keeps fp32 stay fp32. Returns
+    how many matmuls became int8."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(fp32_path), load_external_data=False).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    nodes = [node.name for node in graph.node if node.op_type == "MatMul"
+             and any(name in initializers and name.endswith("main_weight") for name in node.input)]
+    if not nodes:
+        raise RuntimeError(f"{fp32_path} has no matmul on a SplitLinear weight; nothing to quantize.")
+    # without DefaultTensorType the quantizer cannot type outputs that shape inference leaves open
+    quantize_dynamic(str(fp32_path), str(output), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_quantize=nodes, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return len(nodes)
+
+
+def export_int8_graph(int8_model: nn.Module, example: dict, output) -> int:
+    """Write a `quantize`d model as an int8 ONNX graph: its SplitLinear form exported, then quantized by
+    onnxruntime on the main weights. Returns how many matmuls are int8."""
+    with tempfile.TemporaryDirectory(prefix="briskbert-int8-onnx-") as temporary:
+        fp32_path = Path(temporary) / "split.onnx"
+        export_onnx(split_linears(int8_model), example, fp32_path)
+        return quantize_onnx(fp32_path, output)
+
+
+def export_int8_onnx(folder, output, method: str = "smooth-outliers", max_length: int = 128) -> tuple[float, float]:
+    """Quantize the BriskBERT in `folder` (briskbert.quantize, calibrated on real sentences), export that recipe as an
+    int8 ONNX graph for onnxruntime, then run the graph (briskbert.OnnxEncoder) beside the fp32 model on real SST-2
+    sentences it was not calibrated on; returns the mean and min cosine of their first outputs, row by row."""
+    from ..inference.onnx_encoder import OnnxEncoder
+    from ..inference.quantize import quantize
+
+    folder, output = Path(folder), Path(output)
+    model = load_briskbert(folder)
+    if type(model).__name__ == "BriskBertForMultipleChoice":
+        raise SystemExit("export: --int8 ONNX takes [batch, seq] inputs (briskbert.OnnxEncoder); a multiple-choice "
+                         "head's are [batch, choices, seq]. Export it with --format onnx (fp32).")
+    tokenizer = load_tokenizer(folder)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    export_int8_graph(quantize(model, method, tokenizer=tokenizer), real_batch(tokenizer, model, 4, max_length), output)
+    check = real_batch(tokenizer, model, 32, max_length, skip=INT8_CHECK_SKIP)
+    name = OUTPUT_NAMES[type(model).__name__][0]
+    with torch.no_grad():
+        expected = getattr(model(**check), name).flatten(1).float()
+    got = OnnxEncoder(output)(check["input_ids"], check["attention_mask"], check["token_type_ids"]).flatten(1)
+    cosine = F.cosine_similarity(expected, got.float(), dim=-1)
     return cosine.mean().item(), cosine.min().item()

@@ -62,7 +62,8 @@ class BenchmarkConfig:
     threads: int | None = None  # torch threads (default: torch's choice)
     backends: str | None = None  # BriskBERT backends, comma list (default: every available one)
     # comma list of bert, modernbert and the CPU anchors (trainers/speed/cpu_anchors.py: bert-int8, ort-bert,
-    # ort-bert-int8, ct2-bert, ct2-bert-int8, briskbert-int8; "cpu-anchors" names them all)
+    # ort-bert-int8, ct2-bert, ct2-bert-int8, briskbert-int8, briskbert-ort, briskbert-ort-int8; "cpu-anchors"
+    # names them all)
     baselines: str = "bert,modernbert"
     data_dir: str | None = None  # a folder laid out like data/ (default: ./data, else the bundled samples)
     # tasks whose validation sentences are shuffled together; default sst2 (~67% padding at batch 32), with

@@ -8,8 +8,9 @@ Each is HF BERT at the preset's shapes (the `bert` contender's weights), or Bris
 - `ct2-bert`, `ct2-bert-int8`: BertModel converted by CTranslate2's TransformersConverter, which removes padding
   and has its own int8 kernels;
 - `briskbert-int8`: BriskBERT (sdpa) through `briskbert.quantize` (its default method), calibrated on the batches;
-- `briskbert-ort`: BriskBERT exported as briskbert-export does, run by `briskbert.OnnxEncoder` (length-grouped
-  micro-batches).
+- `briskbert-ort`, `briskbert-ort-int8`: BriskBERT exported as briskbert-export does (`--format onnx`, and with
+  `--int8`: briskbert.quantize's recipe in onnxruntime's int8 matmuls, calibrated on the batches), run by
+  `briskbert.OnnxEncoder` (micro-batches cut by length where padding plus calls cost least).
 A contender whose package is missing is skipped with the reason (`skip_reason`). onnxruntime sessions run with
 the torch thread count and spinning off, so its idle threads do not slow the contender timed after it.
 """
@@ -24,9 +25,10 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-ANCHORS = ("bert-int8", "ort-bert", "ort-bert-int8", "ct2-bert", "ct2-bert-int8", "briskbert-int8", "briskbert-ort")
+ANCHORS = ("bert-int8", "ort-bert", "ort-bert-int8", "ct2-bert", "ct2-bert-int8", "briskbert-int8", "briskbert-ort",
+           "briskbert-ort-int8")
 PACKAGES = {"ort-bert": "onnxruntime", "ort-bert-int8": "onnxruntime", "ct2-bert": "ctranslate2",
-            "ct2-bert-int8": "ctranslate2", "briskbert-ort": "onnxruntime"}
+            "ct2-bert-int8": "ctranslate2", "briskbert-ort": "onnxruntime", "briskbert-ort-int8": "onnxruntime"}
 INSTALL = {"onnxruntime": "pip install 'briskbert[export]'", "ctranslate2": "pip install ctranslate2"}
 
 
@@ -90,18 +92,24 @@ def build_anchor(name: str, bert_mlm, briskbert_mlm, batches: list[dict], tokeni
         runner = AnchorRunner(name, model, lambda batch: _briskbert_forward(model, batch))
         runner.glu = model.config.mlp_type == "glu"
         return runner
-    if name == "briskbert-ort":
-        from ..conversion.export import INPUT_NAMES, export_onnx
+    if name in ("briskbert-ort", "briskbert-ort-int8"):
+        from ..conversion.export import INPUT_NAMES, export_int8_graph, export_onnx
         from ..inference.onnx_encoder import OnnxEncoder
+        from ..inference.quantize import quantize
 
         from briskbert.modeling import BriskBertModel
 
         # the MLM model's encoder, as the base model a user exports (with its pooled output)
         encoder_model = BriskBertModel(briskbert_mlm.config).eval()
         encoder_model.load_state_dict(briskbert_mlm.model.state_dict())
+        example = {k: batches[0][k] for k in INPUT_NAMES}
         with tempfile.TemporaryDirectory(prefix="briskbert-ort-anchor-") as folder:  # the session keeps the graph
             path = Path(folder) / "briskbert.onnx"
-            export_onnx(encoder_model, {k: batches[0][k] for k in INPUT_NAMES}, path)
+            if name.endswith("int8"):  # briskbert-export --format onnx --int8, calibrated as briskbert-int8 is
+                inputs = [{k: b[k] for k in INPUT_NAMES} for b in batches]
+                export_int8_graph(quantize(encoder_model, batches=inputs), example, path)
+            else:
+                export_onnx(encoder_model, example, path)
             encoder = OnnxEncoder(path, intra_op_num_threads=threads)
         runner = AnchorRunner(name, encoder_model, lambda batch: encoder(batch["input_ids"], batch["attention_mask"],
                                                                           batch["token_type_ids"]))
