@@ -107,3 +107,23 @@ def test_embedding_job_against_sentence_transformers_scores_the_same_embeddings_
     assert set(rows) == {"sentence-transformers encode (original)", "briskbert-embed fp32", "briskbert-embed int8"}
     assert rows["briskbert-embed fp32"]["min_cosine"] > 0.9999 and rows["briskbert-embed int8"]["min_cosine"] > 0.99
     assert not list(scratch.glob("briskbert-embed-bench-*"))
+
+
+def test_int8_comparison_scores_every_method_and_the_onnxruntime_graphs(tmp_path):
+    """`briskbert-benchmark --compare int8` on the shipped all-MiniLM-L6-v2 and data/'s sentences: one row per
+    int8 method plus the onnxruntime fp32 and int8 graphs, each scored against the fp32 model; the fp32 graph gives
+    the fp32 model's embeddings, and the default recipe keeps them in onnxruntime as it does in PyTorch."""
+    from briskbert.trainers.config import parse_config
+    from briskbert.trainers.inference.quantize import METHODS
+    from briskbert.trainers.speed.benchmark import BenchmarkConfig, run_benchmark
+
+    argv = ["--compare", "int8", "--num-batches", "2", "--batch-size", "16", "--repeats", "1",
+            "--output", str(tmp_path / "int8.json")]
+    record = run_benchmark(parse_config(BenchmarkConfig, argv))
+    rows = {row["model"]: row for row in record["results"]}
+    assert {f"BriskBERT int8 {method}" for method in METHODS} | {"BriskBERT onnxruntime fp32",
+                                                                  "BriskBERT onnxruntime int8 smooth-outliers"} <= set(rows)
+    assert rows["BriskBERT onnxruntime fp32"]["min_cosine"] > 0.99999
+    assert rows["BriskBERT onnxruntime int8 smooth-outliers"]["min_cosine"] > 0.98
+    assert all(row["tokens_per_s"] > 0 for row in rows.values())
+    assert len(record["activation_statistics"]) == 4 * 6
