@@ -64,8 +64,8 @@ def test_matmul_peak_is_a_positive_rate_in_either_precision():
 
 def test_cpu_anchors_run_beside_briskbert_and_a_missing_package_is_skipped_with_the_reason(tmp_path, monkeypatch):
     """Every CPU anchor (onnxruntime-fused and int8 HF BERT, CTranslate2 fp32/int8, torch int8 HF BERT, BriskBERT
-    int8, BriskBERT in onnxruntime fp32/int8) runs in one benchmark beside BriskBERT and BertModel; a contender whose package is absent is skipped and
-    the reason names the install."""
+    int8, BriskBERT in onnxruntime fp32/int8) runs in one benchmark beside BriskBERT and BertModel; a contender whose
+    package is absent is skipped and the reason names the install."""
     from briskbert.trainers.config import parse_config
     from briskbert.trainers.speed import cpu_anchors
     from briskbert.trainers.speed.benchmark import BenchmarkConfig, run_benchmark
@@ -121,8 +121,8 @@ def test_int8_comparison_scores_every_method_and_the_onnxruntime_graphs(tmp_path
             "--output", str(tmp_path / "int8.json")]
     record = run_benchmark(parse_config(BenchmarkConfig, argv))
     rows = {row["model"]: row for row in record["results"]}
-    assert {f"BriskBERT int8 {method}" for method in METHODS} | {"BriskBERT onnxruntime fp32",
-                                                                  "BriskBERT onnxruntime int8 smooth-outliers"} <= set(rows)
+    onnx_rows = {"BriskBERT onnxruntime fp32", "BriskBERT onnxruntime int8 smooth-outliers"}
+    assert {f"BriskBERT int8 {method}" for method in METHODS} | onnx_rows <= set(rows)
     assert rows["BriskBERT onnxruntime fp32"]["min_cosine"] > 0.99999
     assert rows["BriskBERT onnxruntime int8 smooth-outliers"]["min_cosine"] > 0.98
     assert all(row["tokens_per_s"] > 0 for row in rows.values())

@@ -54,7 +54,8 @@ class OnnxEncoder:
         would compute at the marginal cost per token of a `long`-token row (best of 3 each, after a warm-up)."""
 
         def seconds(length: int) -> float:
-            feed = {name: np.ones((1, length), np.int64) if name == "attention_mask" else np.zeros((1, length), np.int64)
+            shape = (1, length)
+            feed = {name: np.ones(shape, np.int64) if name == "attention_mask" else np.zeros(shape, np.int64)
                     for name in self.input_names}
             self.session.run([self.output_name], feed)
             times = []
