@@ -1,7 +1,8 @@
 """int8 BriskBERT (briskbert.quantize): the real all-MiniLM-L6-v2, converted, keeps its sentence embeddings within the
 issue's targets (mean cosine >= 0.995, min >= 0.98 against fp32) on real sentences it was not calibrated on, where
 plain dynamic int8 does not; every head quantizes and keeps its outputs; the int8 folder reloads to the same outputs,
-refuses `from_pretrained`, and briskbert-export --int8 writes it in a fresh process."""
+refuses `from_pretrained`, and briskbert-export --int8 writes it in a fresh process; with --format onnx the same recipe
+runs in onnxruntime within the same targets."""
 
 import subprocess
 import sys

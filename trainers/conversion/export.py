@@ -10,10 +10,9 @@ module, torch.onnx's dynamo path, ExecuTorch). What is left here is naming the i
 batch and sequence dimensions.
 """
 
-from pathlib import Path
-
 import copy
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -205,7 +204,7 @@ def split_linears(int8_model: nn.Module) -> nn.Module:
 
 
 def quantize_onnx(fp32_path, output) -> int:
-    """onnxruntime's dynamic int8 (per-row int8 weights, uint8 activations per call) on the matmuls of the
+    """onnxruntime's dynamic int8 (int8 weights per output column, uint8 activations per call) on the matmuls of the
     SplitLinears' main weights only: the outlier matmuls and the Linears the recipe keeps fp32 stay fp32. Returns
     how many matmuls became int8."""
     import onnx
