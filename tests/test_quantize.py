@@ -159,7 +159,9 @@ def test_int8_onnx_keeps_minilm_embeddings_in_onnxruntime(minilm, held_out_sente
     example = dict(tokenizer(held_out_sentences[:4], padding=True, return_tensors="pt"))
     example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))
     path = tmp_path / "minilm-int8.onnx"
+    path_before = list(sys.path)
     quantized = export_int8_graph(quantize(model, tokenizer=tokenizer), {k: example[k] for k in INPUT_NAMES}, path)
+    assert sys.path == path_before  # onnxruntime.quantization appends onnxruntime/transformers (benchmark.py...)
     assert quantized == 4 * model.config.num_hidden_layers
     ops = [node.op_type for node in onnx.load(str(path)).graph.node]
     assert ops.count("MatMulInteger") == quantized

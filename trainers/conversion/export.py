@@ -10,7 +10,9 @@ module, torch.onnx's dynamo path, ExecuTorch). What is left here is naming the i
 batch and sequence dimensions.
 """
 
+import contextlib
 import copy
+import sys
 import tempfile
 from pathlib import Path
 
@@ -203,12 +205,26 @@ def split_linears(int8_model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+@contextlib.contextmanager
+def sys_path_kept():
+    """Import onnxruntime's tools inside this: onnxruntime.transformers (which onnxruntime.quantization imports too)
+    appends its own folder to sys.path, whose benchmark.py, etc. would then stand in for top-level modules of those
+    names in the caller's process."""
+    path_before = list(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = path_before
+
+
 def quantize_onnx(fp32_path, output) -> int:
     """onnxruntime's dynamic int8 (int8 weights per output column, uint8 activations per call) on the matmuls of the
     SplitLinears' main weights only: the outlier matmuls and the Linears the recipe keeps fp32 stay fp32. Returns
     how many matmuls became int8."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with sys_path_kept():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(fp32_path), load_external_data=False).graph
     initializers = {tensor.name for tensor in graph.initializer}

@@ -151,16 +151,13 @@ class KeywordBert(nn.Module):
 
 
 def ort_bert_session(bert: BertModel, int8: bool, threads: int):
-    import sys
-
     import onnxruntime
 
-    path_before = list(sys.path)
-    from onnxruntime.transformers.optimizer import optimize_model
+    from ..conversion.export import sys_path_kept
 
-    # onnxruntime.transformers appends its own folder to sys.path, whose benchmark.py, etc. would then stand in for
-    # top-level modules of those names in the caller's process; its modules are imported by now
-    sys.path[:] = path_before
+    with sys_path_kept():
+        from onnxruntime.transformers.optimizer import optimize_model
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
     example = torch.ones(2, 16, dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
@@ -186,7 +183,6 @@ def ort_bert_session(bert: BertModel, int8: bool, threads: int):
         path = optimized
         if int8:
             import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
 
             path = folder / "bert-int8.onnx"
             # without DefaultTensorType the quantizer cannot type the fused graph's outputs
