@@ -233,3 +233,24 @@ def test_length_groups_cut_where_padding_plus_calls_cost_least():
     lengths = [5, 3, 5, 9, 3, 3]
     groups = length_groups(lengths, 1e-6, token_budget=4096, max_batch_size=64)
     assert all(len({lengths[i] for i in g}) == 1 for g in groups) and len(groups) == 3
+
+
+def test_onnxruntime_tools_import_in_any_order_and_leave_sys_path_as_it_was():
+    """onnxruntime.quantization first (the int8 export), then onnxruntime.transformers.optimizer (the benchmark's
+    fused HF BERT), in one fresh process: both import, and nothing of onnxruntime/transformers stays on sys.path."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.util, sys
+from briskbert.trainers.conversion.export import onnxruntime_tools
+before = list(sys.path)
+with onnxruntime_tools():
+    from onnxruntime.quantization import quantize_dynamic
+with onnxruntime_tools():
+    from onnxruntime.transformers.optimizer import optimize_model
+assert sys.path == before, set(sys.path) - set(before)
+assert importlib.util.find_spec("benchmark") is None
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -206,11 +206,15 @@ def split_linears(int8_model: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def sys_path_kept():
-    """Import onnxruntime's tools inside this: onnxruntime.transformers (which onnxruntime.quantization imports too)
-    appends its own folder to sys.path, whose benchmark.py, etc. would then stand in for top-level modules of those
-    names in the caller's process."""
+def onnxruntime_tools():
+    """Import onnxruntime's Python tools (onnxruntime.transformers, onnxruntime.quantization) inside this. Their
+    modules import their siblings as top-level modules, so onnxruntime/transformers must be on sys.path while they
+    load; the package's __init__ appends it, but only on its first import. Left there, its benchmark.py, etc. would
+    stand in for top-level modules of those names in the caller's process, so sys.path is restored afterwards."""
+    import onnxruntime
+
     path_before = list(sys.path)
+    sys.path.append(str(Path(onnxruntime.__file__).parent / "transformers"))
     try:
         yield
     finally:
@@ -223,7 +227,7 @@ def quantize_onnx(fp32_path, output) -> int:
     how many matmuls became int8."""
     import onnx
 
-    with sys_path_kept():
+    with onnxruntime_tools():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(fp32_path), load_external_data=False).graph

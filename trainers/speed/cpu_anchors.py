@@ -153,9 +153,9 @@ class KeywordBert(nn.Module):
 def ort_bert_session(bert: BertModel, int8: bool, threads: int):
     import onnxruntime
 
-    from ..conversion.export import sys_path_kept
+    from ..conversion.export import onnxruntime_tools
 
-    with sys_path_kept():
+    with onnxruntime_tools():
         from onnxruntime.transformers.optimizer import optimize_model
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
