@@ -209,13 +209,16 @@ def test_length_groups_cut_where_padding_plus_calls_cost_least():
     def cost(groups, lengths, call_cost):
         return sum(len(g) * max(lengths[i] for i in g) + call_cost for g in groups)
 
+    def fits(groups, lengths):  # at most 5 rows and 200 padded tokens, unless a row runs alone
+        return all(len(g) <= 5 and (len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 200) for g in groups)
+
     generator = torch.Generator().manual_seed(0)
     for trial in range(20):
         lengths = torch.randint(1, 60, (9,), generator=generator).tolist()
         call_cost = [0.0, 5.0, 13.0, 1000.0][trial % 4]
         groups = length_groups(lengths, call_cost, token_budget=200, max_batch_size=5)
         assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
-        assert all(len(g) <= 5 and (len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 200) for g in groups)
+        assert fits(groups, lengths)
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         cheapest = math.inf
         for cuts in itertools.product([False, True], repeat=len(order) - 1):
@@ -226,7 +229,7 @@ def test_length_groups_cut_where_padding_plus_calls_cost_least():
                     current = []
                 current.append(index)
             candidate.append(current)
-            if all(len(g) <= 5 and (len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 200) for g in candidate):
+            if fits(candidate, lengths):
                 cheapest = min(cheapest, cost(candidate, lengths, call_cost))
         assert cost(groups, lengths, call_cost) == pytest.approx(cheapest)
     # nearly free calls: one micro-batch per distinct length, no padding at all

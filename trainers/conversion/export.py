@@ -158,11 +158,18 @@ def export_int8(folder, output, method: str = "smooth-outliers", max_length: int
     tokenizer = load_tokenizer(folder)
     save_quantized(quantize(model, method, tokenizer=tokenizer), output, tokenizer=tokenizer)
     int8 = load_quantized(output)
+    name = OUTPUT_NAMES[type(model).__name__][0]
+    return int8_agreement(model, tokenizer, max_length, lambda check: getattr(int8(**check), name))
+
+
+def int8_agreement(model: nn.Module, tokenizer, max_length: int, run_int8) -> tuple[float, float]:
+    """Mean and min cosine, row by row, of the fp32 model's first output and `run_int8(batch)`'s on 32 real SST-2
+    sentences after the ones quantize() calibrates on by default."""
     check = real_batch(tokenizer, model, 32, max_length, skip=INT8_CHECK_SKIP)
     name = OUTPUT_NAMES[type(model).__name__][0]
     with torch.no_grad():
-        expected, got = (getattr(m(**check), name).flatten(1).float() for m in (model, int8))
-    cosine = torch.nn.functional.cosine_similarity(expected, got, dim=-1)
+        expected, got = getattr(model(**check), name), run_int8(check)
+    cosine = F.cosine_similarity(expected.flatten(1).float(), got.flatten(1).float(), dim=-1)
     return cosine.mean().item(), cosine.min().item()
 
 
@@ -266,10 +273,6 @@ def export_int8_onnx(folder, output, method: str = "smooth-outliers", max_length
     tokenizer = load_tokenizer(folder)
     output.parent.mkdir(parents=True, exist_ok=True)
     export_int8_graph(quantize(model, method, tokenizer=tokenizer), real_batch(tokenizer, model, 4, max_length), output)
-    check = real_batch(tokenizer, model, 32, max_length, skip=INT8_CHECK_SKIP)
-    name = OUTPUT_NAMES[type(model).__name__][0]
-    with torch.no_grad():
-        expected = getattr(model(**check), name).flatten(1).float()
-    got = OnnxEncoder(output)(check["input_ids"], check["attention_mask"], check["token_type_ids"]).flatten(1)
-    cosine = F.cosine_similarity(expected, got.float(), dim=-1)
-    return cosine.mean().item(), cosine.min().item()
+    encoder = OnnxEncoder(output)
+    return int8_agreement(model, tokenizer, max_length,
+                          lambda check: encoder(check["input_ids"], check["attention_mask"], check["token_type_ids"]))
