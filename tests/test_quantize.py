@@ -90,6 +90,35 @@ def test_int8_linear_does_not_saturate_on_full_range_inputs():
     assert int16_pairs() == (not torch.cpu._is_vnni_supported())
 
 
+def test_glu_input_projection_runs_as_two_exact_halves(tokenizer, sentences, monkeypatch):
+    """The GLU's int8 input projection computes gate and value as two half-width matmuls (faster on fbgemm): the
+    same numbers as the full matmul's halves, outlier channels included, and what the model's forward calls."""
+    config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer))
+    assert config.mlp_type == "glu"
+    model = BriskBertModel(config).eval()
+    int8 = quantize(model, tokenizer=tokenizer, texts=sentences)
+    batch = dict(tokenizer(sentences[:8], padding=True, return_tensors="pt"))
+    seen = []
+    for layer in int8.layers:
+        layer.mlp.Wi.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    with torch.inference_mode():
+        int8(**batch)  # hooked: the module is called whole, so its input can be recorded
+    assert len(seen) == config.num_hidden_layers
+    for layer, hidden in zip(int8.layers, seen):
+        projection = layer.mlp.Wi
+        assert projection.outlier_index is not None and projection.input_scale is not None
+        projection._forward_pre_hooks.clear()
+        with torch.inference_mode():
+            halves = projection.forward_halves(hidden)
+            whole = projection(hidden).chunk(2, dim=-1)
+        assert all(torch.equal(h, w) and h.is_contiguous() for h, w in zip(halves, whole))
+    calls = []
+    monkeypatch.setattr(Int8Linear, "forward_halves", lambda self, x: calls.append(x) or self(x).chunk(2, dim=-1))
+    with torch.inference_mode():
+        int8(**batch)
+    assert len(calls) == config.num_hidden_layers
+
+
 @pytest.mark.parametrize("model_class", HEAD_CLASSES, ids=lambda c: c.__name__)
 def test_every_head_quantizes_and_keeps_its_outputs(model_class, tokenizer, sentences):
     config = BriskBertConfig.from_preset("tiny", vocab_size=len(tokenizer), num_labels=3)
