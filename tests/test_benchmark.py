@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from launchers import console_script
 
-from briskbert.trainers.speed.throughput import cpu_has_native_bf16, matmul_peak, segment_lengths, step_flops
+from briskbert.trainers.speed.throughput import (cpu_has_native_bf16, matmul_peak, segment_lengths, step_flops,
+                                                 stolen_cpu_seconds)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,8 @@ def test_benchmark_writes_every_contender_with_a_ratio_against_bert(tmp_path):
     for (model, _), row in rows.items():
         assert row["real_tokens_per_s"] > 0 and math.isfinite(row["ratio_vs_bert"])
         assert 0 < row["mfu"] < 1 and row["matmul_peak_tflops"] > 0
+        # the share of CPU time a shared host took while the contender ran (Linux's /proc/stat; None elsewhere)
+        assert row["steal_fraction"] is None if stolen_cpu_seconds() is None else 0 <= row["steal_fraction"] <= 1
         if model == "bert":
             assert row["ratio_vs_bert"] == 1.0
     assert record["meta"]["cpu_native_bf16"] is cpu_has_native_bf16()
@@ -55,6 +58,15 @@ def test_segment_lengths_of_padded_and_packed_rows():
     assert segment_lengths({"attention_mask": mask}).tolist() == [3, 4]
     packed = {"attention_mask": mask, "sequence_ids": torch.tensor([[0, 0, 1, 0], [0, 1, 1, 2]])}
     assert sorted(segment_lengths(packed).tolist()) == [1, 1, 1, 2, 2]
+
+
+def test_stolen_cpu_seconds_reads_the_steal_counter_where_linux_has_one():
+    first = stolen_cpu_seconds()
+    if not Path("/proc/stat").exists():
+        assert first is None
+        return
+    steal = int(Path("/proc/stat").read_text().split()[8]) / os.sysconf("SC_CLK_TCK")
+    assert first is not None and 0 <= first <= steal <= stolen_cpu_seconds()
 
 
 def test_matmul_peak_is_a_positive_rate_in_either_precision():

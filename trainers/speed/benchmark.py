@@ -28,6 +28,7 @@ same hidden states. `compare="int8"` scores and times the int8 methods on it (tr
 """
 
 import gc
+import os
 import platform
 import statistics
 import sys
@@ -46,7 +47,7 @@ from .embedding_job import compare_embed
 from .int8_methods import compare_int8
 from .memory import TOKENIZER, measure_memory
 from .records import write_record
-from .throughput import cpu_has_native_bf16, matmul_peak
+from .throughput import cpu_has_native_bf16, matmul_peak, stolen_cpu_seconds
 
 
 @dataclass
@@ -108,6 +109,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
     if args.compare == "embed":
         return compare_embed(args)
     threads = torch.get_num_threads()
+    cpus = os.cpu_count() or 1  # steal is counted over every CPU of the machine
     data = args.data_dir or data_path("data")
     tokenizer = AutoTokenizer.from_pretrained(data_path(TOKENIZER))
     tasks = (args.tasks or "sst2").split(",")
@@ -156,15 +158,19 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
                 runners[name].run(mode, dtype, batches[0])
                 runners[name].sync()
             seconds = {name: [] for name in active}
+            stolen = {name: [] for name in active}
             for _ in range(args.repeats):
                 for name in active:  # interleaved so drifts in machine speed hit everyone alike
                     runner = runners[name]
                     runner.sync()
+                    stolen_before = stolen_cpu_seconds()
                     start = time.perf_counter()
                     for batch in batches:
                         runner.run(mode, dtype, batch)
                     runner.sync()
                     seconds[name].append(time.perf_counter() - start)
+                    if stolen_before is not None:
+                        stolen[name].append(stolen_cpu_seconds() - stolen_before)
                 # the roof is re-measured between repetitions: a single reading taken while the machine was
                 # briefly slow once put a CPU run above 100% MFU
                 peak = max(peak, matmul_peak(args.device, peak_dtype, repeats=1))
@@ -183,6 +189,8 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
                         "real_tokens_per_s": real / median,
                         "mfu": flops / median / peak,
                         "matmul_peak_tflops": peak / 1e12,
+                        # share of the machine's CPU time the host gave to other tenants while this contender ran
+                        "steal_fraction": (sum(stolen[name]) / (sum(seconds[name]) * cpus)) if stolen[name] else None,
                     }
                 )
             reference = next((r for r in rows if r["model"] == "bert" and r["mode"] == mode and r["dtype"] == dtype), None)
@@ -206,6 +214,10 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
             row["peak_memory_mib"] = measure_memory(spec)
 
     print_table(rows)
+    steal = [row["steal_fraction"] for row in rows if row.get("steal_fraction") is not None]
+    if steal and max(steal) > 0.05:
+        print(f"  note: the host took up to {max(steal):.0%} of this machine's CPU time while a contender ran (steal, "
+              f"/proc/stat): repetitions vary more than usual, and so do the ratios; rerun on a quiet machine")
     meta = {
         "preset": args.preset,
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),

@@ -5,6 +5,7 @@ attention inside each sequence or packed segment (not across the row), and the M
 tokens only. A padded model that computes more gets no credit for it, so MFU compares like with like.
 """
 
+import os
 import time
 
 import torch
@@ -57,3 +58,14 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX); without it bf16 matmuls are emulated and
     run several times slower than fp32, so bf16 figures from such a CPU say little about bf16 hardware."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def stolen_cpu_seconds() -> float | None:
+    """CPU time the hypervisor gave to other tenants so far (steal, summed over this machine's CPUs), from Linux's
+    /proc/stat; None where it is not available. On a shared VM it is what makes one repetition run 2x another."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
