@@ -150,12 +150,13 @@ class Int8Linear(nn.Module):
             raise RuntimeError("Int8Linear runs on the CPU (fbgemm's int8 kernels); keep the int8 model on the CPU.")
         flat = x.reshape(-1, self.in_features).float()
         scaled = flat if self.input_scale is None else flat * self.input_scale
+        # index_select rather than flat[:, index]: measured ~5% of the int8 model
         outliers = None if self.outlier_index is None else flat.index_select(1, self.outlier_index)
         return scaled, outliers
 
     def _matmul(self, scaled, outliers, rows: slice) -> torch.Tensor:
         y = torch.ops.quantized.linear_dynamic(scaled, self.packed(rows), reduce_range=int16_pairs())
-        if outliers is not None:  # in place and with index_select: each measured ~5% of the int8 model
+        if outliers is not None:  # in place rather than a fresh sum: measured ~5% of the int8 model
             y.addmm_(outliers, self.outlier_weight[rows].t())
         return y
 
