@@ -48,9 +48,12 @@ def test_step_flops_counts_only_real_tokens_and_each_sequence_own_attention():
     lengths = torch.tensor([3, 5])
     per_token = 8 * hidden * hidden + 6 * hidden * intermediate  # QKV + output projection, GLU in and out
     attention = 4 * hidden * (3 * 3 + 5 * 5)  # q k^T and p v inside each sequence only
-    forward = layers * (8 * per_token + attention) + 2 * (2 * hidden * hidden + 2 * hidden * vocab)
+    encoder, head = layers * (8 * per_token + attention), 2 * (2 * hidden * hidden + 2 * hidden * vocab)
+    forward = encoder + head
     assert step_flops(hidden, intermediate, layers, vocab, True, lengths, 2, train=False) == forward
     assert step_flops(hidden, intermediate, layers, vocab, True, lengths, 2, train=True) == 3 * forward
+    # an MLM head warm-up: the frozen encoder runs forward only
+    assert step_flops(hidden, intermediate, layers, vocab, True, lengths, 2, encoder_frozen=True) == encoder + 3 * head
 
 
 def test_segment_lengths_of_padded_and_packed_rows():

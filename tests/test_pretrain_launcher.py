@@ -117,6 +117,44 @@ def test_two_cpu_processes_equal_one_process(tmp_path, reference_run):
 
 
 @pytest.fixture(scope="module")
+def head_warmup_run(tmp_path_factory, reference_run) -> Path:
+    """Continued pretraining of the reference run's model: 2 steps of the MLM head alone, then 2 of everything,
+    every step's state kept."""
+    output = tmp_path_factory.mktemp("head_warmup")
+    pretrain(output, "--init-from", str(reference_run / "final"), "--max-steps", "4", "--micro-batch-size", "16",
+             "--head-warmup-steps", "2", "--head-learning-rate", "3e-3", "--learning-rate", "1e-4",
+             "--save-every", "1", "--keep-checkpoints", "4")
+    return output
+
+
+def test_head_warmup_trains_the_head_alone_then_everything(head_warmup_run, reference_run):
+    start = load_file(reference_run / "final" / "model.safetensors")
+    after_warmup = load_file(head_warmup_run / "checkpoints" / "step_00000002" / "model.safetensors")
+    end = load_file(head_warmup_run / "checkpoints" / "step_00000004" / "model.safetensors")
+    head = {"head.dense.weight", "head.dense.bias", "head.norm.weight", "head.norm.bias", "decoder.bias"}
+    assert head <= set(start)
+    for name, tensor in start.items():
+        if name in head:
+            assert not torch.equal(after_warmup[name], tensor), f"the head's {name} did not train"
+        else:  # the encoder, the embeddings and the decoder weight tied to them
+            assert torch.equal(after_warmup[name], tensor), f"{name} moved while the encoder was frozen"
+    assert not torch.equal(end["model.layers.0.attention.Wqkv.weight"], start["model.layers.0.attention.Wqkv.weight"])
+    records = metrics(head_warmup_run)
+    assert [r["phase"] for r in records] == ["head", "head", "all", "all"]
+    assert [r["lr"] for r in records[:2]] == pytest.approx([3e-3, 3e-3])  # after its one warmup step
+    assert records[2]["lr"] == pytest.approx(1e-4)  # the rest warms up over its own first step
+
+
+def test_head_warmup_on_two_processes_equals_one(tmp_path, head_warmup_run, reference_run):
+    """DDP is told that the frozen encoder's parameters get no gradients while the head warms up."""
+    output = tmp_path / "ddp"
+    pretrain(output, "--init-from", str(reference_run / "final"), "--max-steps", "4", "--micro-batch-size", "8",
+             "--head-warmup-steps", "2", "--head-learning-rate", "3e-3", "--learning-rate", "1e-4",
+             "--save-every", "100", processes=2)
+    assert losses(output) == pytest.approx(losses(head_warmup_run), rel=1e-4)
+
+
+@pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """`uninterrupted(*args)`: the finished run an interrupted one with these flags must reproduce, made once per
     set of flags (kill -9 and SIGTERM share theirs)."""
@@ -181,6 +219,8 @@ def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, reference_ru
     ("", ["--model-type", "roberta"], "model_type must be one of"),
     ("", ["--mlm-probability", "1.5"], "mlm_probability must be between 0 and 1"),
     ("", ["--max_steps", "ten"], "invalid int value"),
+    ("", ["--head-warmup-steps", "2"], "head_warmup_steps warms up a new MLM head on a pretrained encoder"),
+    ("max_steps: 5\n", ["--head-warmup-steps", "5"], "head_warmup_steps must be .* below max_steps"),
 ])
 def test_bad_configs_fail_with_a_message_naming_the_field(tmp_path, capsys, recipe, argv, message):
     path = tmp_path / "recipe.yaml"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -21,14 +22,17 @@ def resolve_precision(mixed_precision: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
-def make_accelerator(output_dir: Path, precision: str, gradient_accumulation_steps: int = 1) -> Accelerator:
+def make_accelerator(output_dir: Path, precision: str, gradient_accumulation_steps: int = 1,
+                     unused_parameters: bool = False) -> Accelerator:
     """An Accelerator logging to TensorBoard under `output_dir`. Without a GPU the processes `accelerate launch
     --multi_gpu` starts (hub_configs/accelerate/cpu-2proc.yaml) join a gloo group on the CPU instead of each
     running alone. Denormals are flushed: on CPU, denormal values in small fresh weights (and AdamW moments) slow
-    fp32 math many-fold."""
+    fp32 math many-fold. `unused_parameters`: some steps leave parameters without gradients (a frozen encoder), so
+    DDP looks for them instead of waiting for their gradients."""
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if unused_parameters else []
     accelerator = Accelerator(cpu=torch.accelerator.current_accelerator() is None, mixed_precision=precision,
                               gradient_accumulation_steps=gradient_accumulation_steps, log_with="tensorboard",
-                              project_dir=str(output_dir))
+                              project_dir=str(output_dir), kwargs_handlers=handlers)
     torch.set_flush_denormal(True)
     return accelerator
 

@@ -39,7 +39,7 @@ from ..resources import data_path
 from ..speed.throughput import matmul_peak, segment_lengths, step_flops
 from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
 from .checkpointing import load_latest_checkpoint, save_checkpoint
-from .models import MODEL_TYPES, build_tokenizer_and_model
+from .models import MODEL_TYPES, build_tokenizer_and_model, head_parameter_names
 
 
 @dataclass
@@ -74,6 +74,11 @@ class PretrainConfig:
     adam_epsilon: float = 1e-6
     warmup_ratio: float = 0.06
     final_lr_ratio: float = 0.02
+    # continuing a checkpoint that has no MLM head (a sentence encoder): its fresh head's first gradients would
+    # flow into the pretrained encoder, so first train the head alone, the encoder and embeddings frozen (and not
+    # back-propagated through), at head_learning_rate; the remaining steps train everything at learning_rate
+    head_warmup_steps: int = 0
+    head_learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
     micro_batch_size: int = 32  # rows per process per forward
     gradient_accumulation_steps: int = 1
@@ -104,6 +109,11 @@ def check(config: PretrainConfig) -> None:
     if config.attention_gate and (config.init_from or config.model_type != "briskbert"):
         problems.append("attention_gate is a choice of a new BriskBERT: a run from a checkpoint keeps its "
                         "architecture, and BertForMaskedLM has no gate")
+    if not 0 <= config.head_warmup_steps < config.max_steps:
+        problems.append(f"head_warmup_steps must be at least 0 and below max_steps ({config.max_steps}) so that the "
+                        f"encoder trains too, got {config.head_warmup_steps}")
+    if config.head_warmup_steps and config.init_from is None:
+        problems.append("head_warmup_steps warms up a new MLM head on a pretrained encoder: set init_from")
     for name in ("mlm_probability", "eval_mlm_probability"):
         if not 0 < getattr(config, name) < 1:
             problems.append(f"{name} must be between 0 and 1, got {getattr(config, name)}")
@@ -140,7 +150,8 @@ def pretrain(config: PretrainConfig) -> dict:
     check(config)
     output = Path(config.output_dir)
     precision = resolve_precision(config.mixed_precision)
-    accelerator = make_accelerator(output, precision)
+    # the frozen encoder of a head warm-up leaves parameters without gradients, which DDP must be told about
+    accelerator = make_accelerator(output, precision, unused_parameters=config.head_warmup_steps > 0)
     set_seed(config.seed)
     rank, world = accelerator.process_index, accelerator.num_processes
 
@@ -165,10 +176,8 @@ def pretrain(config: PretrainConfig) -> dict:
         parameter_groups(model, config.weight_decay), lr=config.learning_rate,
         betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon, **fused,
     )
-    warmup = math.ceil(config.warmup_ratio * config.max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_then_linear_decay(warmup, config.max_steps, config.final_lr_ratio)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config))
+    head_names = head_parameter_names(model)
     model, optimizer = accelerator.prepare(model, optimizer)
     # not prepared: accelerate would step a prepared scheduler once per process per step
     accelerator.register_for_checkpointing(scheduler)
@@ -207,6 +216,9 @@ def pretrain(config: PretrainConfig) -> dict:
     window, last_eval = LogWindow(), None
     while state.step < config.max_steps:
         step_start = time.perf_counter()
+        head_only = state.step < config.head_warmup_steps
+        freeze_all_but(unwrapped, head_names, frozen=head_only)
+        learning_rate = scheduler.get_last_lr()[0]  # this step's; the log shows it beside the step's loss
         micro_batches = []
         for _ in range(config.gradient_accumulation_steps):
             batch = next(train_batches)
@@ -218,7 +230,8 @@ def pretrain(config: PretrainConfig) -> dict:
         window.loss += step_loss
         window.masked += local_masked
         window.tokens += sum(int(b["attention_mask"].sum()) for b, _ in micro_batches)
-        window.flops += sum(flops_of(segment_lengths(b), int((l != -100).sum())) for b, l in micro_batches)
+        window.flops += sum(flops_of(segment_lengths(b), int((l != -100).sum()), encoder_frozen=head_only)
+                            for b, l in micro_batches)
         state.step += 1
         state.train_seconds += time.perf_counter() - step_start
         progress.update(1)
@@ -230,7 +243,9 @@ def pretrain(config: PretrainConfig) -> dict:
         # an eval step is also a log step, so --eval-every is honoured whatever --log-every is
         evaluate_now = state.step % config.eval_every == 0 or last_step
         if state.step % config.log_every == 0 or evaluate_now:
-            record = log_record(window, state, accelerator, scheduler, grad_norm, peak * world)
+            record = log_record(window, state, accelerator, learning_rate, grad_norm, peak * world)
+            if config.head_warmup_steps:
+                record["phase"] = "head" if head_only else "all"
             if evaluate_now:
                 record["eval_loss"] = last_eval = evaluation_loss(model, eval_batches, masking, config, accelerator)
             metrics.log(record, progress.write)
@@ -321,13 +336,14 @@ def optimizer_step(model, optimizer, scheduler, micro_batches, accelerator, conf
     return step_loss.item(), local_masked, grad_norm
 
 
-def log_record(window: LogWindow, state: TrainerState, accelerator, scheduler, grad_norm, peak: float) -> dict:
+def log_record(window: LogWindow, state: TrainerState, accelerator, learning_rate: float, grad_norm,
+               peak: float) -> dict:
     """One metrics.jsonl record from every process's window; adds the window's tokens to `state.tokens_seen`."""
     totals = accelerator.reduce(torch.tensor([window.loss, window.masked, window.tokens, window.flops],
                                              dtype=torch.float64, device=accelerator.device), "sum").tolist()
     seconds = time.perf_counter() - window.start
     state.tokens_seen += int(totals[2])
-    return {"step": state.step, "loss": totals[0] / max(totals[1], 1), "lr": scheduler.get_last_lr()[0],
+    return {"step": state.step, "loss": totals[0] / max(totals[1], 1), "lr": learning_rate,
             "grad_norm": float(grad_norm), "tokens_per_s": totals[2] / seconds, "mfu": totals[3] / seconds / peak,
             "tokens_seen": state.tokens_seen, "train_seconds": round(state.train_seconds, 2)}
 
@@ -358,6 +374,29 @@ def masked_lm_loss(model, model_type: str, batch: dict, labels: torch.Tensor, no
     logits = model(**{key: value.to(device) for key, value in block_diagonal_inputs(batch).items()}).logits
     masked = labels != -100
     return F.cross_entropy(logits[masked].float(), labels[masked], reduction="sum") / normaliser
+
+
+def learning_rate_factor(config: PretrainConfig):
+    """The factor of `learning_rate` at each optimizer step. With a head warm-up: its steps run at
+    head_learning_rate (a linear warmup over their first warmup_ratio), then the rest of the run warms up and decays
+    as a run without one would over its own steps."""
+    head = config.head_warmup_steps
+    main = warmup_then_linear_decay(math.ceil(config.warmup_ratio * (config.max_steps - head)),
+                                    config.max_steps - head, config.final_lr_ratio)
+    head_warmup = max(1, math.ceil(config.warmup_ratio * head))
+
+    def factor(step: int) -> float:
+        if step < head:
+            return config.head_learning_rate / config.learning_rate * min(1.0, (step + 1) / head_warmup)
+        return main(step - head)
+    return factor
+
+
+def freeze_all_but(model, trainable: set[str], frozen: bool) -> None:
+    """With `frozen`, only the parameters named in `trainable` get gradients; else all of them do."""
+    for name, parameter in model.named_parameters():
+        if name not in trainable:
+            parameter.requires_grad_(not frozen)
 
 
 def warmup_then_linear_decay(warmup_steps: int, total_steps: int, final_ratio: float):

@@ -54,3 +54,11 @@ def build_tokenizer_and_model(config, corpus, echo=print):
             f"extend_tokenizer_tokens."
         )
     return tokenizer, model
+
+
+def head_parameter_names(model) -> set[str]:
+    """The MLM head's own parameters (BriskBERT's `head` and decoder bias, BertForMaskedLM's `cls.predictions`):
+    everything outside the base model. The decoder's weight is tied to the word embeddings, so it is the encoder's
+    and is frozen with it."""
+    prefix = model.base_model_prefix + "."
+    return {name for name, _ in model.named_parameters() if not name.startswith(prefix)}

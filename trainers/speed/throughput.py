@@ -25,15 +25,18 @@ def segment_lengths(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def step_flops(hidden_size: int, intermediate_size: int, num_layers: int, vocab_size: int, glu: bool,
-               lengths: torch.Tensor, masked_tokens: int, train: bool = True) -> float:
-    """Useful FLOPs of a forward (and backward, x3, when `train`) over segments of `lengths` tokens."""
+               lengths: torch.Tensor, masked_tokens: int, train: bool = True, encoder_frozen: bool = False) -> float:
+    """Useful FLOPs of a forward (and backward, x3, when `train`) over segments of `lengths` tokens; with
+    `encoder_frozen` (an MLM head warm-up) only the head is back-propagated through."""
     mlp = (6 if glu else 4) * hidden_size * intermediate_size
     lengths = lengths.double()
     tokens = lengths.sum().item()
     attention_scores = 4 * hidden_size * (lengths**2).sum().item()  # q k^T and p v
-    forward = num_layers * (tokens * (8 * hidden_size * hidden_size + mlp) + attention_scores)
-    forward += masked_tokens * (2 * hidden_size * hidden_size + 2 * hidden_size * vocab_size)  # MLM head
-    return 3 * forward if train else forward
+    encoder = num_layers * (tokens * (8 * hidden_size * hidden_size + mlp) + attention_scores)
+    head = masked_tokens * (2 * hidden_size * hidden_size + 2 * hidden_size * vocab_size)  # MLM head
+    if not train:
+        return encoder + head
+    return (encoder if encoder_frozen else 3 * encoder) + 3 * head
 
 
 def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
