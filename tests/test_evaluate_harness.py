@@ -6,12 +6,14 @@ everything, MNLI first, in a single process."""
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 from pathlib import Path
 
 import pytest
 from launchers import accelerate_two_processes, console_script, launch_environment
+from safetensors.torch import load_file, save_file
 from task_data import write_task
 
 from briskbert.trainers.evaluation.harness import evaluate_config, evaluate_model
@@ -70,6 +72,42 @@ def test_mosaicbert_protocol_starts_rte_from_the_mnli_checkpoint(tiny_briskbert,
     rte_run = json.loads((tmp_path / "protocol_runs" / "rte" / "seed42" / "results.json").read_text())
     assert rte_run["model"] == str(tmp_path / "protocol_runs" / "mnli" / "seed42" / "final")
     assert results["glue_average_tasks"] == ["mnli", "mnli_mismatched", "rte"]
+
+
+def test_an_interrupted_evaluation_reuses_its_finished_runs_and_only_those(tiny_briskbert, tmp_path, capsys):
+    """A (task, seed) run is read back instead of run again only when it finished with the same settings on the same
+    weights: an evaluation interrupted after its first run goes on with the second."""
+    data = tmp_path / "data"
+    write_task(data, "sst2", n_train=16, n_validation=8)
+    output = tmp_path / "eval" / "results.json"
+    argv = ["--model", str(tiny_briskbert), "--tasks", "sst2", "--data-dir", str(data), "--seeds", "2",
+            "--max-steps", "2", "--output", str(output), *FAST]
+    first = harness(argv)
+    runs = tmp_path / "eval" / "results_runs" / "sst2"
+    assert json.loads((runs / "seed42" / "results.json").read_text())["model_fingerprint"]
+    (runs / "seed43" / "results.json").unlink()  # interrupted while fine-tuning seed 43
+    capsys.readouterr()
+    again = harness(argv)
+    said = capsys.readouterr().out
+    assert "sst2, seed 42: finished earlier with the same model weights and settings, reused" in said
+    assert "=== sst2, seed 43" in said and "seed 43: finished earlier" not in said
+    assert again["tasks"]["sst2"]["metrics"] == first["tasks"]["sst2"]["metrics"]
+
+    # other settings, or other weights in the same folder, are run again
+    harness(argv[:-1] + ["1e-2"])
+    assert "reused" not in capsys.readouterr().out
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_briskbert, moved)
+    harness(["--model", str(moved), *argv[2:-1], "1e-2"])  # the same weights elsewhere: reused
+    assert capsys.readouterr().out.count("reused") == 2
+    weights = moved / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["decoder.bias"] += 1
+    save_file(tensors, weights, metadata={"format": "pt"})
+    harness(["--model", str(moved), *argv[2:-1], "1e-2"])
+    assert "reused" not in capsys.readouterr().out
+    harness(["--model", str(moved), "--reuse-finished", "false", *argv[2:-1], "1e-2"])
+    assert "reused" not in capsys.readouterr().out
 
 
 def test_named_tasks_without_data_are_errors_not_skips(tiny_briskbert, tmp_path):

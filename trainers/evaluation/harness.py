@@ -20,6 +20,7 @@ Writes the JSON (schema in results.py), the markdown table next to it (.md) and 
 <output stem>_runs/<task>/seed<k>/.
 """
 
+import dataclasses
 import json
 import sys
 import time
@@ -29,7 +30,7 @@ from pathlib import Path
 from accelerate import PartialState
 
 from ..config import parse_config
-from ..finetuning.loop import finetune, finetune_config
+from ..finetuning.loop import finetune, finetune_config, finished_run
 from . import spread
 from .results import aggregate, markdown_table
 from .tasks import SUITES, expand_tasks, get_task, has_local_data
@@ -55,6 +56,9 @@ class EvaluateConfig:
     work_dir: str | None = None  # run folders; default <output stem>_runs next to the output
     spread: str = "data_parallel"  # data_parallel: each run on all processes | runs: runs dealt out to the processes
     wait_hours: float = 24.0  # --spread runs: give up when no run has finished for this long while waiting
+    # a (task, seed) whose run folder holds the results of the same settings on the same model weights is read
+    # instead of run again, so an interrupted evaluation goes on where it stopped
+    reuse_finished: bool = True
 
 
 def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
@@ -91,6 +95,19 @@ def finetune_args(config: EvaluateConfig, work: Path, name: str, seed: int) -> t
     return args, init_from
 
 
+def reusable(config: EvaluateConfig, finetune_argv: list[str], label: str, waits_on_a_rerun: bool = False):
+    """The results of this (task, seed) run when it finished earlier with the same settings and model weights (and
+    the run it starts from is not being run again), else None."""
+    if not config.reuse_finished or waits_on_a_rerun:
+        return None
+    run = finetune_config(finetune_argv)
+    results = finished_run(run)
+    if results is not None:
+        print(f"=== {label}: finished earlier with the same model weights and settings, reused "
+              f"({run.output_dir}/results.json; --reuse-finished false runs it again)", flush=True)
+    return results
+
+
 def evaluate_config(argv: list[str] | None = None) -> tuple[EvaluateConfig, list[str]]:
     """(the harness's config, the flags after `--` that go to every fine-tuning run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -114,26 +131,36 @@ def evaluate_model(config: EvaluateConfig, passthrough: list[str] = ()) -> dict:
     seeds = [config.seed + i for i in range(config.seeds)]
     runs, init_from, start = {}, {}, time.perf_counter()
     if config.spread == "runs":
-        planned = []
+        planned, reused = [], {}
         for name in names:
             for seed in seeds:
                 args, source = finetune_args(config, work, name, seed)
                 if source:
                     init_from[name] = source
+                earlier = reusable(config, args + passthrough, f"{name}, seed {seed}",
+                                   waits_on_a_rerun=bool(source) and f"{source}/seed{seed}" not in reused)
+                if earlier is not None:
+                    reused[f"{name}/seed{seed}"] = earlier
+                    continue
                 planned.append(spread.Run(f"{name}/seed{seed}", f"{name} seed {seed}",
                                           [sys.executable, "-m", FINETUNE_MODULE, *args, *passthrough],
                                           work / name / f"seed{seed}",
                                           after=(f"{source}/seed{seed}",) if source else ()))
+        planned = [dataclasses.replace(run, after=tuple(key for key in run.after if key not in reused))
+                   for run in planned]
         done = spread.spread_runs(planned, work / ".spread", config.wait_hours)
         if done is None:  # not process 0: its share is done, process 0 writes the results
             return {}
-        for run in planned:
-            runs.setdefault(run.key.split("/")[0], []).append(done[run.key]["results"])
+        for name in names:
+            for seed in seeds:
+                key = f"{name}/seed{seed}"
+                runs.setdefault(name, []).append(reused[key] if key in reused else done[key]["results"])
         is_main = True
         placement = {"mode": "runs", "processes": spread.process_rank()[1],
                      "runs": [{"task": run.key.split("/")[0], "seed": done[run.key]["results"]["seed"],
                                "process": done[run.key]["process"], "seconds": done[run.key]["seconds"]}
-                              for run in planned]}
+                              for run in planned],
+                     "reused": sorted(reused)}
     else:
         state = PartialState()
         for name in names:
@@ -141,8 +168,10 @@ def evaluate_model(config: EvaluateConfig, passthrough: list[str] = ()) -> dict:
                 args, source = finetune_args(config, work, name, seed)
                 if source:
                     init_from[name] = source
-                state.print(f"=== {name}, seed {seed}")
-                runs.setdefault(name, []).append(finetune(finetune_config(args + passthrough)))
+                earlier = reusable(config, args + passthrough, f"{name}, seed {seed}")
+                if earlier is None:
+                    state.print(f"=== {name}, seed {seed}")
+                runs.setdefault(name, []).append(earlier or finetune(finetune_config(args + passthrough)))
         is_main = state.is_main_process
         placement = {"mode": "data_parallel", "processes": state.num_processes}
     results = aggregate(config.model, runs, seeds, skipped, time.perf_counter() - start, init_from)

@@ -14,6 +14,7 @@ TensorBoard logs.
 """
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -310,6 +311,8 @@ def finetune(config: FinetuneConfig) -> dict:
         "device": accelerator.device.type,
         "hyperparameters": hyperparameters(config, total_steps),
         "history": evaluations.history,
+        "config": json.loads(json.dumps(asdict(config))),
+        "model_fingerprint": model_fingerprint(config.model),
     }
     if accelerator.is_main_process:
         (output / "results.json").write_text(json.dumps(results, indent=2))
@@ -376,6 +379,42 @@ def save_final(model, tokenizer, output: Path, merge: bool) -> None:
     else:
         model.save_pretrained(output / "final")
     tokenizer.save_pretrained(output / "final")
+
+
+def model_fingerprint(name_or_path: str) -> str | None:
+    """A hash of a local model folder's config and weights (None for a hub id): which weights a result came from,
+    whatever the folder is called."""
+    folder = Path(name_or_path)
+    files = sorted(path for pattern in ("*.json", "*.safetensors", "*.bin") for path in folder.glob(pattern)) \
+        if folder.is_dir() else []
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def finished_run(config: FinetuneConfig) -> dict | None:
+    """The results of a run already finished in `config.output_dir` with these settings and the same model weights,
+    else None: what lets an interrupted evaluation go on from where it stopped."""
+    path = Path(config.output_dir) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except ValueError:  # torn by a kill mid-write: run again
+        return None
+    fingerprint = model_fingerprint(config.model)
+    # the weights, not the folder's name, say which model it was: a moved or copied folder is the same model
+    ignored = {"model", "output_dir"} if fingerprint is not None else {"output_dir"}
+    settings = {key: value for key, value in json.loads(json.dumps(asdict(config))).items() if key not in ignored}
+    earlier = {key: value for key, value in (results.get("config") or {}).items() if key not in ignored}
+    same = earlier == settings and results.get("model_fingerprint") == fingerprint
+    return results if same else None
 
 
 def data_source(task: Task, split, data_dir) -> str:
