@@ -32,6 +32,7 @@ from briskbert.trainers.evaluation.tasks import (
     has_local_data,
     load_registry,
     load_task_data,
+    training_texts,
 )
 from briskbert.trainers.finetuning.loop import FinetuneConfig
 
@@ -279,3 +280,20 @@ def test_registry_matches_the_real_development_data(name):
 def test_suites_skip_what_the_development_data_lacks():
     missing = [n for n in TASKS if not has_local_data(TASKS[n], SHARED)]
     assert sorted(missing) == ["boolq", "mnli", "qnli", "qqp"]
+
+
+def test_training_texts_are_the_inputs_without_their_labels(tmp_path):
+    """What task-adaptive pretraining reads: each training row's input text (never a validation row, never a label)."""
+    data = tmp_path / "data"
+    for name in ("conll2003", "mrpc", "squad", "copa", "pubmedqa"):
+        write_task(data, name, n_train=3, n_validation=2)
+    rows = {name: [json.loads(line) for line in (data / TASKS[name].local_dir / "train.jsonl").read_text().splitlines()]
+            for name in ("conll2003", "mrpc", "squad", "copa", "pubmedqa")}
+    assert training_texts(get_task("conll2003"), data) == [" ".join(row["tokens"]) for row in rows["conll2003"]]
+    assert training_texts(get_task("mrpc"), data) == [f"{r['sentence1']} {r['sentence2']}" for r in rows["mrpc"]]
+    assert training_texts(get_task("squad"), data) == [f"{r['question']} {r['context']}" for r in rows["squad"]]
+    copa = training_texts(get_task("copa"), data)
+    assert all(row["premise"].rstrip(".") in text and row["choice1"][1:] in text and row["choice2"][1:] in text
+               for row, text in zip(rows["copa"], copa))
+    pubmedqa = training_texts(get_task("pubmedqa"), data)
+    assert pubmedqa == [f"{r['question']} {' '.join(r['context']['contexts'])}" for r in rows["pubmedqa"]]

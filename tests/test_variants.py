@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from launchers import console_script
+import torch
 import yaml
+from launchers import console_script
 from transformers import AutoTokenizer
 
 from briskbert.scripts.build_variant import main as build_variant_main
@@ -177,10 +178,12 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     both adaptations trained side by side on the same packed rows, three models scored with equal settings, the
     report written; a rerun redoes nothing."""
     recipe = yaml.safe_load((REPO / "hub_configs" / "variants" / "bio-from-bert.yaml").read_text())
+    budget = {"micro_batch_size": 4, "max_seq_length": 64, "eval_every": 3, "eval_rows": 8, "save_every": 3,
+              "log_every": 1}
     recipe.update(tasks=["ncbi_disease"], seeds=1, max_train_samples=32, max_eval_samples=40,
-                  finetune={"num_train_epochs": 1, "max_seq_length": 64},
-                  pretrain={"max_steps": 3, "micro_batch_size": 4, "max_seq_length": 64, "eval_every": 3,
-                            "eval_rows": 8, "save_every": 3, "log_every": 1})
+                  finetune={"num_train_epochs": 1, "max_seq_length": 64}, extend_tokens=16,
+                  pretrain={**budget, "max_steps": 3, "head_warmup_steps": 1},
+                  pretrain_on=["corpus", "tasks"], task_pretrain={**budget, "max_steps": 2, "eval_every": 2})
     (tmp_path / "bio-from-bert.yaml").write_text(yaml.safe_dump(recipe))
     out = tmp_path / "run"
     command = [console_script("briskbert-build-variant"), "--config", str(tmp_path / "bio-from-bert.yaml"),
@@ -192,7 +195,24 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     assert (a["model_type"], b["model_type"]) == ("briskbert", "bert")
     assert a["steps"] == b["steps"] == 3 and a["tokens_seen"] == b["tokens_seen"]  # the same packed rows
     assert a["parameters"] == pytest.approx(b["parameters"], rel=1e-3)
+    for run in ("pretrain", "bert-pretrain"):  # the new MLM head warmed up alone first, in both
+        phases = [json.loads(line).get("phase") for line in (out / run / "metrics.jsonl").read_text().splitlines()]
+        assert phases == ["head", "all", "all"]
+    tokenizer = json.loads((out / "tokenizer" / "tokenizer_report.json").read_text())
+    assert tokenizer["new_tokens"] == 16 and tokenizer["pieces_per_word"] < tokenizer["general_pieces_per_word"]
+    assert tokenizer["task_text_pieces_per_word"] <= tokenizer["general_task_text_pieces_per_word"]
+    # task-adaptive pretraining: both go on from their domain runs over the task's training text, labels left out
+    task_text = (out / "task-text" / "train.txt").read_text().splitlines()
+    train_rows = [json.loads(line) for line in (REPO / "data/biomedical/ncbi_disease/train.jsonl").read_text().splitlines()]
+    assert task_text == [" ".join(row["tokens"]) for row in train_rows]
+    ta, tb = (json.loads((out / run / "config.json").read_text()) for run in ("task-pretrain", "bert-task-pretrain"))
+    assert ta["init_from"] == str(out / "pretrain" / "final") and tb["init_from"] == str(out / "bert-pretrain" / "final")
+    assert ta["train_data"] == tb["train_data"] == [str(out / "task-text" / "train.txt")]
+    assert json.loads((out / "task-pretrain" / "summary.json").read_text())["steps"] == 2
+    assert AutoTokenizer.from_pretrained(out / "task-pretrain" / "final").vocab_size == tokenizer["vocab_size"]
     report = json.loads((out / "report.json").read_text())
+    assert [phase["text"] for phase in report["phases"]] == ["corpus", "tasks"]
+    assert report["recipe"]["pretrain_on"] == ["corpus", "tasks"]
     row = report["tasks"]["ncbi_disease"]
     assert row["metric"] == "f1"
     for key, results in (("a", "results.json"), ("b", "bert_results.json"), ("c", "baseline_results.json")):
@@ -200,6 +220,9 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
         assert row[key]["mean"] == scored["metrics"]["f1"]["mean"]
         assert scored["train_examples"] == 32 and scored["eval_examples"] == 40
     assert json.loads((out / "baseline_results.json").read_text())["model"] == str(out / "converted")
+    assert json.loads((out / "results.json").read_text())["model"] == str(out / "task-pretrain" / "final")
+    # (b) is scored through its exact BriskBERT conversion, so the three are fine-tuned by the same code
+    assert json.loads((out / "bert_results.json").read_text())["model"] == str(out / "bert-adapted-converted")
     assert set(report["pretraining"]) == {"a", "b"} and len(report["targets"]) == 3
     assert report["reproduce"] == (f"briskbert-build-variant --variant {tmp_path / 'bio-from-bert.yaml'} "
                                    f"--output-dir {out} --data-dir {REPO / 'data'}")
@@ -208,6 +231,10 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     card = (out / "card" / "README.md").read_text()
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
     assert "BriskBertModel has none, so its transform" in card  # the MLM head it had to start
+    # both pretraining stages, and the task text's license with the corpus's
+    assert "| stage 1 (corpus/biomedical): masked-LM head warm-up | the first 1 steps train the head alone" in card
+    assert "| stage 2 (task-text/train.txt): optimizer steps | 2 |" in card
+    assert "| `ncbi_disease (training rows, labels left out)` | CC BY 4.0 |" in card
 
     capfd.readouterr()
     build_variant_main(command[1:])  # the rerun in this process: every stage is skipped
@@ -215,3 +242,35 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     for stage in ("corpus", "convert", "tokenizer", "pretrain", "evaluate", "card", "compare", "report"):
         assert f"stage {stage}: finished earlier, skipped" in again
     assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_an_extended_tokenizer_gives_briskbert_and_bert_for_masked_lm_the_same_new_rows(tmp_path, data_dir):
+    """Vocabulary adaptation for (a) and (b) alike: the converted BERT and transformers' BertForMaskedLM of the same
+    checkpoint grow to the same size, and each new piece starts as the same mean of its old pieces' embeddings."""
+    from briskbert.trainers.conversion.convert import convert
+    from briskbert.trainers.data.corpus import read_texts
+    from briskbert.trainers.data.tokenizer import extend_tokenizer
+    from briskbert.trainers.pretraining.loop import PretrainConfig
+    from briskbert.trainers.pretraining.models import build_tokenizer_and_model
+    from briskbert.trainers.resources import base_bert
+
+    bert = base_bert()
+    convert("bert", bert, tmp_path / "converted")
+    texts = read_texts(str(data_dir / "corpus" / "biomedical"), "text", 2000)
+    extended, new_tokens = extend_tokenizer(AutoTokenizer.from_pretrained(bert), texts, 40)
+    extended.save_pretrained(tmp_path / "tokenizer")
+    assert len(new_tokens) == 40
+    ours, briskbert_model = build_tokenizer_and_model(PretrainConfig(init_from=str(tmp_path / "converted"),
+                                                                     tokenizer=str(tmp_path / "tokenizer")), None, print)
+    _, bert_model = build_tokenizer_and_model(PretrainConfig(init_from=bert, tokenizer=str(tmp_path / "tokenizer"),
+                                                             model_type="bert"), None, print)
+    assert type(bert_model).__name__ == "BertForMaskedLM"
+    rows = len(ours)
+    a = briskbert_model.get_input_embeddings().weight[:rows]
+    b = bert_model.get_input_embeddings().weight[:rows]
+    assert briskbert_model.get_input_embeddings().num_embeddings == bert_model.get_input_embeddings().num_embeddings
+    torch.testing.assert_close(a, b)
+    new_ids = ours.convert_tokens_to_ids(new_tokens)
+    assert min(new_ids) >= 30522
+    pieces = AutoTokenizer.from_pretrained(bert)(new_tokens[0].removeprefix("##"), add_special_tokens=False)
+    torch.testing.assert_close(a[new_ids[0]], b[pieces["input_ids"]].mean(0))

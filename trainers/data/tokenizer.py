@@ -166,11 +166,17 @@ def grow_embeddings(model, old_tokenizer: PreTrainedTokenizerBase, new_tokenizer
     new_tokens = sorted(((index, token) for token, index in new_tokenizer.get_vocab().items()
                          if token not in old_vocab and not token.startswith("[unused")))
     # rows the old vocabulary never used (its own padding to x64) are reused by new tokens first
+    old_rows = model.get_input_embeddings().num_embeddings
     model.resize_token_embeddings(len(new_tokenizer), pad_to_multiple_of=pad_to_multiple_of, mean_resizing=False)
     embeddings = model.get_input_embeddings().weight
     decoder = model.get_output_embeddings()
     bias = getattr(decoder, "bias", None) if decoder is not None else None
     with torch.no_grad():
+        # the added rows no token reads (padding to x64) are zero, as a conversion pads them, not random: the tied
+        # decoder scores them in every softmax, and two models grown from one checkpoint stay equal
+        embeddings[old_rows:] = 0
+        if bias is not None:
+            bias[old_rows:] = 0
         for index, token in new_tokens:
             pieces = old_tokenizer(token.removeprefix("##"), add_special_tokens=False)["input_ids"]
             pieces = pieces or [old_tokenizer.unk_token_id]

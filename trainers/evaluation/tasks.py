@@ -108,6 +108,15 @@ class Task:
         """One (text, pair) per choice, for multiple-choice rows."""
         return INPUT_FORMATS[self.inputs](row)
 
+    def plain_text(self, row: dict) -> str:
+        """The row's input as one text, its label left out: what task-adaptive pretraining reads."""
+        if self.kind == "token_classification":
+            return " ".join(row[self.columns[0]])
+        if self.kind == "question_answering":
+            return f"{row['question']} {row['context']}"
+        pairs = self.choices(row) if self.kind == "multiple_choice" else [self.text_pair(row)]
+        return " ".join(text for pair in pairs for text in pair if text)
+
 
 # ---- how the tasks whose input is not plain text columns are put into words
 
@@ -268,6 +277,11 @@ def load_task_data(task: Task, data_dir=None, max_train_samples: int | None = No
                           f"scores perfectly and the score says nothing: score a split that holds every class (e.g. "
                           f"re-split the data by a hash of the text).", stacklevel=2)
     return datasets.DatasetDict(out)
+
+
+def training_texts(task: Task, data_dir=None) -> list[str]:
+    """The task's training rows as plain texts, labels left out (task-adaptive pretraining, Gururangan et al. 2020)."""
+    return [task.plain_text(row) for row in load_task_data(task, data_dir)[TRAIN]]
 
 
 def _from_hub_schema(task: Task, rows: datasets.Dataset) -> datasets.Dataset:

@@ -151,6 +151,20 @@ def data_licenses(paths: list[str]) -> dict[str, DataLicense | None]:
     return found
 
 
+def training_data_licenses(paths: list[str]) -> dict[str, DataLicense | None]:
+    """data_licenses, except that a task-adaptive text file (a tasks.json beside it names the tasks its training rows
+    came from) carries those tasks' licenses."""
+    found, corpora = {}, []
+    for path in paths:
+        tasks_file = Path(path).parent / "tasks.json"
+        if Path(path).is_file() and tasks_file.is_file():
+            for task in json.loads(tasks_file.read_text())["tasks"]:
+                found[f"{task} (training rows, labels left out)"] = task_license(task)
+        else:
+            corpora.append(path)
+    return {**data_licenses(corpora), **found}
+
+
 def card_license(sources: dict[str, DataLicense | None]) -> dict:
     """The card's license from its data: any non-commercial source makes the model non-commercial."""
     known = [lic for lic in sources.values() if lic is not None]
@@ -221,6 +235,7 @@ def task_license(name: str) -> DataLicense | None:
 
 def render_card(records: Records, repo_id: str, base_model: str | None = None) -> ModelCard:
     summary, train_config = records.summary or {}, records.train_config or {}
+    chain = pretraining_chain(summary, train_config)  # every pretraining run that led to this model
     kind = records.kind
     config = records.model_config or {}
     head = head_for_architecture((config.get("architectures") or ["Model"])[0])
@@ -234,13 +249,14 @@ def render_card(records: Records, repo_id: str, base_model: str | None = None) -
     if kind in ("finetuned", "adapter"):
         task_names = sorted({row["task"] for row in rows}) or ([records.finetune["task"]] if records.finetune else [])
         sources = {task: task_license(task) for task in task_names}
-    else:
-        sources = data_licenses(train_config.get("train_data") or [])
+    else:  # every stage's text, when pretraining continued a run of its own (e.g. domain, then task text)
+        sources = training_data_licenses([source for _, stage_config in chain
+                                          for source in stage_config.get("train_data") or []])
     license_info = card_license(sources)
     languages = sorted({lic.language for lic in sources.values() if lic}) or ["en"]
 
     base = base_model or (adapter.get("base_model_name_or_path") if kind == "adapter" else None) \
-        or (summary.get("init_from") if kind == "domain" else None) \
+        or (chain[0][0].get("init_from") if kind == "domain" else None) \
         or ((records.finetune or {}).get("model") if kind == "finetuned" else None)
     base_id = hub_id_or_none(base)
     if base and not base_id:
@@ -269,7 +285,7 @@ def render_card(records: Records, repo_id: str, base_model: str | None = None) -
         repo_id=repo_id, model_name=model_name, kind=kind, base_model=base, base_model_id=base_id,
         arch=architecture(config, summary.get("parameters")) if config else None,
         auto_class=head.auto_class, pipeline_tag=pipeline_tag, summary=records.summary, train_config=records.train_config,
-        training=training_budget(summary, train_config), sources=sources, license=license_info,
+        training=training_budget(chain), sources=sources, license=license_info,
         rows=rows, glue_average=(records.results or {}).get("glue_average"), finetune=records.finetune,
         extrapolation=extrapolation_rows(records.extrapolation), extrapolation_record=records.extrapolation,
         adapter=adapter, hyperparameters=_hyperparameters(records.results),
@@ -288,8 +304,34 @@ def new_mlm_head(init_from: str | None) -> str | None:
             f"its decoder from the tied word embeddings")
 
 
-def training_budget(summary: dict, train_config: dict) -> list[tuple[str, str]]:
-    """The pretraining recipe and budget as (what, value) rows, from summary.json and the run's config."""
+def pretraining_chain(summary: dict, train_config: dict) -> list[tuple[dict, dict]]:
+    """(summary, config) of each pretraining run that led to this one, the first first: a run whose `init_from` is
+    the final/ folder of another briskbert-pretrain run continued that run (a domain stage, then task text)."""
+    chain, seen = [(summary, train_config)] if summary else [], set()
+    while chain and chain[0][0].get("init_from"):
+        run_dir = Path(chain[0][0]["init_from"]).parent
+        earlier, earlier_config = _read_json(run_dir / "summary.json"), _read_json(run_dir / "config.json")
+        if not earlier or not earlier_config or "train_data" not in earlier_config or run_dir in seen:
+            break
+        seen.add(run_dir)
+        chain.insert(0, (earlier, earlier_config))
+    return chain
+
+
+def training_budget(chain: list[tuple[dict, dict]]) -> list[tuple[str, str]]:
+    """The pretraining recipe and budget as (what, value) rows, from each run's summary.json and config; a run that
+    continued others gives a row per stage and quantity, "stage k, ..."."""
+    rows = []
+    for index, (summary, train_config) in enumerate(chain):
+        texts = ", ".join("/".join(Path(source).parts[-2:]) for source in train_config.get("train_data") or [])
+        label = f"stage {index + 1} ({texts}): " if len(chain) > 1 else ""
+        rows += [(label + what, value) for what, value in stage_budget(summary, train_config)
+                 if not (index and what in ("preset", "hardware", "precision"))]
+    return rows
+
+
+def stage_budget(summary: dict, train_config: dict) -> list[tuple[str, str]]:
+    """One pretraining run's recipe and budget as (what, value) rows."""
     if not summary:
         return []
     rows = [("preset", summary.get("preset")), ("initialised from", summary.get("init_from") or "scratch"),
@@ -299,7 +341,10 @@ def training_budget(summary: dict, train_config: dict) -> list[tuple[str, str]]:
     if train_config:
         batch = train_config.get("micro_batch_size", 0) * train_config.get("gradient_accumulation_steps", 1) \
             * (summary.get("num_processes") or 1)
+        warmup = train_config.get("head_warmup_steps")
         rows += [("batch (rows of max_seq_length)", batch or None),
+                 ("masked-LM head warm-up", f"the first {warmup} steps train the head alone (encoder frozen) at "
+                                            f"{train_config.get('head_learning_rate')}" if warmup else None),
                  ("learning rate (peak), warmup", f"{train_config.get('learning_rate')}, "
                                                   f"{train_config.get('warmup_ratio')} of the steps"),
                  ("weight decay", train_config.get("weight_decay"))]

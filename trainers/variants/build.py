@@ -19,6 +19,7 @@ general BriskBERT of the same size and budget) the stage compare scores it on th
 pieces per word on the domain corpus. It may be added later: a rerun with a baseline runs only it.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from transformers import AutoTokenizer
 from ..data.corpus import read_texts, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
 from ..evaluation.results import main_scores
+from ..evaluation.tasks import get_task, training_texts
 from ..hub.model_card import find_records, render_card
 from ..resources import SHIPPED_BERT, base_bert, data_path, recipe_path
 from .recipe import VariantRecipe
@@ -79,25 +81,16 @@ def run(command: list[str]) -> None:
 
 
 def run_side_by_side(commands: dict[Path, list[str]]) -> None:
-    """Pretraining runs at the same time, the CPU threads split between them, so that equal time budgets see the
-    same machine; a run that already wrote its summary is finished and not started again, an interrupted one
-    resumes from its last checkpoint."""
-    pending = {}
-    for folder, command in commands.items():
-        if (folder / "summary.json").is_file():
-            print(f"{folder} finished earlier (summary.json), not run again", flush=True)
-        elif (folder / "checkpoints").is_dir() and any((folder / "checkpoints").glob("step_*")):
-            pending[folder] = [*command, "--resume"]  # an interrupted pretraining goes on from its last checkpoint
-        else:
-            pending[folder] = command
-    if len(pending) == 1:  # alone: all the threads, its output on the console
-        run(next(iter(pending.values())))
+    """Commands that run at the same time, the CPU threads split between them, so that runs given equal time budgets
+    see the same machine; each one's output goes to <folder>.log. Alone, one takes all the threads and the console."""
+    if len(commands) == 1:
+        run(next(iter(commands.values())))
         return
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, len(pending))))
+    threads = str(max(1, (os.cpu_count() or 1) // len(commands)))
     processes = []
-    for folder, command in pending.items():
+    for folder, command in commands.items():
         print("$", f"OMP_NUM_THREADS={threads}", " ".join(command), f"> {folder}.log", flush=True)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
         log = open(folder.parent / f"{folder.name}.log", "a")
         processes.append((command, log, subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                                          stderr=subprocess.STDOUT,
@@ -109,6 +102,40 @@ def run_side_by_side(commands: dict[Path, list[str]]) -> None:
         log.close()
     if failed:
         raise SystemExit("stage command failed: " + "; ".join(failed) + "; rerun briskbert-build-variant to resume.")
+
+
+def pretrain_side_by_side(commands: dict[Path, list[str]]) -> None:
+    """Pretraining runs side by side (run_side_by_side); a run that already wrote its summary is finished and not
+    started again, an interrupted one resumes from its last checkpoint."""
+    pending = {}
+    for folder, command in commands.items():
+        if (folder / "summary.json").is_file():
+            print(f"{folder} finished earlier (summary.json), not run again", flush=True)
+        elif (folder / "checkpoints").is_dir() and any((folder / "checkpoints").glob("step_*")):
+            pending[folder] = [*command, "--resume"]  # an interrupted pretraining goes on from its last checkpoint
+        else:
+            pending[folder] = command
+    if pending:
+        run_side_by_side(pending)
+
+
+@dataclass(frozen=True)
+class PretrainPhase:
+    """One continued-pretraining stage of a from-bert build: (a) BriskBERT and, with a BERT baseline, (b)
+    BertForMaskedLM, on the same text with the same budget."""
+
+    source: str  # "corpus" or "tasks" (recipe.pretrain_on)
+    folder: Path  # (a)'s run
+    bert_folder: Path  # (b)'s run
+    budget: dict  # PretrainConfig fields
+
+
+def pretrain_phases(recipe: VariantRecipe, out: Path) -> list[PretrainPhase]:
+    """The build's pretraining runs in order; a scratch or continue build has one, on the corpus."""
+    names = {"corpus": ("pretrain", "bert-pretrain", recipe.pretrain),
+             "tasks": ("task-pretrain", "bert-task-pretrain", recipe.task_pretrain)}
+    return [PretrainPhase(source, out / names[source][0], out / names[source][1], names[source][2])
+            for source in recipe.pretrain_on]
 
 
 def corpus_sources(recipe: VariantRecipe, data_dir: Path) -> list[str]:
@@ -158,10 +185,16 @@ def build_variant(args: VariantBuild) -> None:
                  base_model, "--check"])
             stages.finish("convert", {"source": bert})
 
+    phases = pretrain_phases(recipe, out)
+    task_text = out / "task-text" / "train.txt"  # task-adaptive pretraining's text
+
     tokenizer_dir = out / "tokenizer"
     if not stages.done("tokenizer"):
         stages.clear(tokenizer_dir)
-        texts = corpus_texts(sources, recipe)
+        if "tasks" in recipe.pretrain_on:
+            write_task_text(recipe, args, task_text)
+        # the domain's pieces come from the first text the model continues on
+        texts = corpus_texts([str(task_text)] if phases[0].source == "tasks" else sources, recipe)
         general_name = base_model or data_path("data/tokenizer")  # what the new tokenizer is measured against
         general = AutoTokenizer.from_pretrained(general_name, trust_remote_code=True)
         if strategy == "scratch":
@@ -172,52 +205,73 @@ def build_variant(args: VariantBuild) -> None:
             new_tokens = []
         elif recipe.extend_tokens:
             tokenizer, new_tokens = extend_tokenizer(general, texts, recipe.extend_tokens)
-        else:  # the base model's own pieces, e.g. so a BertForMaskedLM baseline reads the same ids
+        else:  # the base model's own pieces
             tokenizer, new_tokens = general, []
         tokenizer.save_pretrained(tokenizer_dir)
         sample = pieces_sample(texts)
         report = {"strategy": strategy, "vocab_size": len(tokenizer), "new_tokens": len(new_tokens),
-                  "pieces_per_word": pieces_per_word(tokenizer, sample),
+                  "first_new_tokens": new_tokens[:20], "pieces_per_word": pieces_per_word(tokenizer, sample),
                   "general_tokenizer": general_name,
                   "general_pieces_per_word": pieces_per_word(general, sample)}
+        if "tasks" in recipe.pretrain_on:  # where the scores are taken: the tasks' own text
+            task_sample = pieces_sample(corpus_texts([str(task_text)], recipe))
+            report.update(task_text_pieces_per_word=pieces_per_word(tokenizer, task_sample),
+                          general_task_text_pieces_per_word=pieces_per_word(general, task_sample))
         (tokenizer_dir / "tokenizer_report.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=2))
         stages.finish("tokenizer", report)
 
-    pretrain_dir, bert_dir = out / "pretrain", out / "bert-pretrain"
     if not stages.done("pretrain"):
-        if strategy == "from-bert":  # the recipe's own budget: the model's size is the BERT's
-            budget_file = out / "pretrain.yaml"
-            budget_file.write_text(yaml.safe_dump(recipe.pretrain))
-            recipe_file, budget = budget_file, []
-        else:
-            recipe_file, budget = recipe_path(PRESET_PRETRAINING[args.preset][0]), PRESET_PRETRAINING[args.preset][1]
-            budget = [*budget, "--preset", args.preset]
-        command = [sys.executable, "-m", "briskbert.scripts.pretrain", "--config", str(recipe_file),
-                   "--tokenizer", str(tokenizer_dir), "--train-data", *sources, "--text-column", recipe.text_column,
-                   "--whole-word-masking", str(recipe.whole_word_masking), *budget, *args.pretrain_args]
-        runs = {pretrain_dir: [*command, "--output-dir", str(pretrain_dir)]
-                + (["--init-from", base_model] if strategy != "scratch" else [])}
-        if recipe.bert_baseline:  # the same BERT, rows, masks, optimizer and budget; only the architecture differs
-            runs[bert_dir] = [*command, "--output-dir", str(bert_dir), "--init-from", bert, "--model-type", "bert"]
-        run_side_by_side(runs)
-        stages.finish("pretrain", json.loads((pretrain_dir / "summary.json").read_text()))
+        if "tasks" in recipe.pretrain_on and not task_text.is_file():
+            write_task_text(recipe, args, task_text)
+        start_a, start_b = base_model, bert
+        for index, phase in enumerate(phases):
+            if strategy == "from-bert":  # the recipe's own budget: the model's size is the BERT's
+                budget_file = out / f"{phase.folder.name}.yaml"
+                budget_file.write_text(yaml.safe_dump(phase.budget))
+                recipe_file, budget = budget_file, []
+            else:
+                recipe_file, budget = recipe_path(PRESET_PRETRAINING[args.preset][0]), PRESET_PRETRAINING[args.preset][1]
+                budget = [*budget, "--preset", args.preset]
+            data = [str(task_text)] if phase.source == "tasks" else sources
+            command = [sys.executable, "-m", "briskbert.scripts.pretrain", "--config", str(recipe_file),
+                       "--train-data", *data, "--text-column", recipe.text_column,
+                       "--whole-word-masking", str(recipe.whole_word_masking), *budget, *args.pretrain_args]
+            if index == 0:  # later stages read the tokenizer their start saved (grown already)
+                command += ["--tokenizer", str(tokenizer_dir)]
+            runs = {phase.folder: [*command, "--output-dir", str(phase.folder)]
+                    + (["--init-from", start_a] if strategy != "scratch" else [])}
+            if recipe.bert_baseline:  # the same BERT, rows, masks, optimizer and budget; only the architecture differs
+                runs[phase.bert_folder] = [*command, "--output-dir", str(phase.bert_folder), "--init-from", start_b,
+                                           "--model-type", "bert"]
+            pretrain_side_by_side(runs)
+            start_a, start_b = str(phase.folder / "final"), str(phase.bert_folder / "final")
+        stages.finish("pretrain", json.loads((phases[-1].folder / "summary.json").read_text()))
+    adapted = phases[-1].folder / "final"
 
     results, bert_results = out / "results.json", out / "bert_results.json"
+    bert_converted = out / "bert-adapted-converted"
     evaluation = evaluation_flags(args, recipe)
     evaluate = [sys.executable, "-m", "briskbert.scripts.evaluate_model"]
     if not stages.done("evaluate"):
         stages.clear(results)
         stages.clear(bert_results)
-        run([*evaluate, "--model", str(pretrain_dir / "final"), "--output", str(results), *evaluation])
+        scorings = {results: [*evaluate, "--model", str(adapted), "--output", str(results), *evaluation]}
         if recipe.bert_baseline:
-            run([*evaluate, "--model", str(bert_dir / "final"), "--output", str(bert_results), *evaluation])
+            # (b) is scored through its exact BriskBERT conversion, as (c) is: the three models are then fine-tuned
+            # by the same code, and only their weights differ
+            stages.clear(bert_converted)
+            run([sys.executable, "-m", "briskbert.scripts.convert", "--from", "bert", "--source",
+                 str(phases[-1].bert_folder / "final"), "--output", str(bert_converted), "--check"])
+            scorings[bert_results] = [*evaluate, "--model", str(bert_converted), "--output", str(bert_results),
+                                      *evaluation]
+        run_side_by_side(scorings)  # each model's finished (task, seed) runs are reused on a rerun
         stages.finish("evaluate", {"results": str(results)})
 
     card_dir = out / "card"
     if not stages.done("card"):
         stages.clear(card_dir)
-        write_card(recipe, args, pretrain_dir / "final", results, card_dir,
+        write_card(recipe, args, adapted, results, card_dir,
                    args.base_model or recipe.base_model or SHIPPED_BERT if strategy == "from-bert" else base_model)
         stages.finish("card", {"card": str(card_dir / "README.md")})
 
@@ -242,7 +296,9 @@ def build_variant(args: VariantBuild) -> None:
         stages.clear(out / "report.json")
         reproduce = shlex.join(["briskbert-build-variant", "--variant", args.variant,
                                 "--output-dir", str(args.output_dir), "--data-dir", str(args.data_dir)])
-        write_report(out, bert=bert, evaluation=evaluation, reproduce=reproduce)
+        write_report(out, bert=bert, evaluation=evaluation, reproduce=reproduce,
+                     phases=[(phase.source, phase.folder, phase.bert_folder) for phase in phases],
+                     recipe=dataclasses.asdict(recipe))
         stages.finish("report", {"report": str(out / "report.json")})
     compare([out, *args.compare_with])
 
@@ -261,6 +317,19 @@ def evaluation_flags(args: VariantBuild, recipe: VariantRecipe) -> list[str]:
              *(item for pair in values.items() for item in pair)]
     finetune = [item for name, value in recipe.finetune.items() for item in (f"--{name.replace('_', '-')}", str(value))]
     return flags + (["--", *finetune] if finetune else [])
+
+
+def write_task_text(recipe: VariantRecipe, args: VariantBuild, path: Path) -> None:
+    """The recipe tasks' training rows as plain text, one per line, labels left out (never a scored row)."""
+    tasks = (args.tasks or ",".join(recipe.tasks)).split(",")
+    lines = [" ".join(text.split()) for task in tasks for text in training_texts(get_task(task.strip()), args.data_dir)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".partial")
+    temporary.write_text("".join(line + "\n" for line in lines if line))
+    temporary.rename(path)
+    # what the model card reads to name this text's sources and their licenses
+    (path.parent / "tasks.json").write_text(json.dumps({"tasks": [task.strip() for task in tasks]}))
+    print(f"task-adaptive text: {len(lines)} training rows of {', '.join(tasks)} -> {path}", flush=True)
 
 
 def corpus_texts(sources: list[str], recipe: VariantRecipe) -> list[str]:

@@ -11,6 +11,9 @@ from ..finetuning.loop import FinetuneConfig
 from ..pretraining.loop import PretrainConfig
 
 
+PRETRAIN_SOURCES = ("corpus", "tasks")
+
+
 @dataclass
 class VariantRecipe:
     variant: str
@@ -35,6 +38,11 @@ class VariantRecipe:
     base_model: str | None = None
     pretrain: dict = field(default_factory=dict)
     bert_baseline: bool = False
+    # from-bert: what the BERT continues pretraining on, in order: "corpus" (the domain corpus, with the `pretrain`
+    # budget) and/or "tasks" (the recipe tasks' training text without labels, task-adaptive pretraining, with the
+    # `task_pretrain` budget); each stage starts from the one before
+    pretrain_on: list[str] = field(default_factory=lambda: ["corpus"])
+    task_pretrain: dict = field(default_factory=dict)
     # the downstream scoring of every model the build compares: briskbert-evaluate's seeds and row caps, and
     # FinetuneConfig fields given to every fine-tuning run (e.g. num_train_epochs)
     seeds: int | None = None
@@ -55,5 +63,13 @@ class VariantRecipe:
                              f"{sorted(f.name for f in dataclasses.fields(cls))}.")
         recipe = cls(**check_fields(values, cls, f"Variant recipe {path}"))
         check_fields(recipe.pretrain, PretrainConfig, f"Variant recipe {path}, pretrain:")
+        check_fields(recipe.task_pretrain, PretrainConfig, f"Variant recipe {path}, task_pretrain:")
+        if not recipe.pretrain_on or set(recipe.pretrain_on) - set(PRETRAIN_SOURCES) \
+                or len(set(recipe.pretrain_on)) < len(recipe.pretrain_on):
+            raise SystemExit(f"Variant recipe {path}: pretrain_on must list {PRETRAIN_SOURCES[0]!r} and/or "
+                             f"{PRETRAIN_SOURCES[1]!r} once each, in the order they run; got {recipe.pretrain_on}.")
+        if recipe.pretrain_on != ["corpus"] and recipe.strategy != "from-bert":
+            raise SystemExit(f"Variant recipe {path}: pretrain_on {recipe.pretrain_on} continues a pretrained BERT; "
+                             f"set strategy: from-bert, or pretrain_on: [corpus].")
         check_fields(recipe.finetune, FinetuneConfig, f"Variant recipe {path}, finetune:")
         return recipe
