@@ -212,6 +212,9 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     assert AutoTokenizer.from_pretrained(out / "task-pretrain" / "final").vocab_size == tokenizer["vocab_size"]
     report = json.loads((out / "report.json").read_text())
     assert [phase["text"] for phase in report["phases"]] == ["corpus", "tasks"]
+    for key in ("a", "b"):  # the encoders' features after adaptation, against the unadapted BERT's, per layer
+        assert [row["layer"] for row in report["feature_drift"][key]] == list(range(7))
+        assert all(0 < row["cka"] <= 1 + 1e-9 for row in report["feature_drift"][key])
     assert report["recipe"]["pretrain_on"] == ["corpus", "tasks"]
     row = report["tasks"]["ncbi_disease"]
     assert row["metric"] == "f1"

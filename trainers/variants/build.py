@@ -35,7 +35,8 @@ from transformers import AutoTokenizer
 from ..data.corpus import read_texts, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
 from ..evaluation.results import main_scores
-from ..evaluation.tasks import get_task, training_texts
+from ..evaluation.drift import feature_drift
+from ..evaluation.tasks import get_task, load_task_data, training_texts
 from ..hub.model_card import find_records, render_card
 from ..resources import SHIPPED_BERT, base_bert, data_path, recipe_path
 from .recipe import VariantRecipe
@@ -296,9 +297,13 @@ def build_variant(args: VariantBuild) -> None:
         stages.clear(out / "report.json")
         reproduce = shlex.join(["briskbert-build-variant", "--variant", args.variant,
                                 "--output-dir", str(args.output_dir), "--data-dir", str(args.data_dir)])
+        # how far each adaptation moved the encoder's features from the unadapted BERT's, on the tasks' words
+        words = drift_sentences(args.tasks or ",".join(recipe.tasks), args.data_dir)
+        drift = {"a": feature_drift(str(adapted), base_model, words),
+                 "b": feature_drift(str(bert_converted), base_model, words)}
         write_report(out, bert=bert, evaluation=evaluation, reproduce=reproduce,
                      phases=[(phase.source, phase.folder, phase.bert_folder) for phase in phases],
-                     recipe=dataclasses.asdict(recipe))
+                     recipe=dataclasses.asdict(recipe), drift=drift)
         stages.finish("report", {"report": str(out / "report.json")})
     compare([out, *args.compare_with])
 
@@ -330,6 +335,13 @@ def write_task_text(recipe: VariantRecipe, args: VariantBuild, path: Path) -> No
     # what the model card reads to name this text's sources and their licenses
     (path.parent / "tasks.json").write_text(json.dumps({"tasks": [task.strip() for task in tasks]}))
     print(f"task-adaptive text: {len(lines)} training rows of {', '.join(tasks)} -> {path}", flush=True)
+
+
+def drift_sentences(tasks: str, data_dir: Path, rows: int = 256) -> list[list[str]]:
+    """The words of the first `rows` scored rows of the first task: the text feature drift is measured on."""
+    task = get_task(tasks.split(",")[0].strip())
+    scored = load_task_data(task, data_dir, max_eval_samples=rows)[task.splits[0].name]
+    return [task.plain_text(row).split() for row in scored]
 
 
 def corpus_texts(sources: list[str], recipe: VariantRecipe) -> list[str]:

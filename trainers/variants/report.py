@@ -21,9 +21,11 @@ MODELS = {"a": ("BriskBERT, adapted", "results.json"),
 
 
 def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
-                  phases: list[tuple[str, Path, Path]] | None = None, recipe: dict | None = None) -> dict:
+                  phases: list[tuple[str, Path, Path]] | None = None, recipe: dict | None = None,
+                  drift: dict | None = None) -> dict:
     """`phases`: the pretraining stages in order, (text, (a)'s run folder, (b)'s); by default one, on the corpus.
-    The loss-time comparison is the first stage's; every stage's curves are in `phases` and the plot."""
+    The loss-time comparison is the first stage's; every stage's curves are in `phases` and the plot. `drift`: per
+    adapted model, the linear CKA of its features with (c)'s at each layer (evaluation/drift.py)."""
     phases = phases or [("corpus", out / "pretrain", out / "bert-pretrain")]
     stage_runs = [{"text": text, "a": load_run(a), "b": load_run(b)} for text, a, b in phases]
     runs = {"a": stage_runs[0]["a"], "b": stage_runs[0]["b"]}
@@ -51,6 +53,7 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
                         for key, run in runs.items()},
         "phases": [{**stage, "throughput_ratio": stage["a"]["tokens_per_s"] / stage["b"]["tokens_per_s"],
                     "a_fraction_of_b_time": time_fraction(stage["a"], stage["b"])} for stage in stage_runs],
+        "feature_drift": drift,
         "evaluation_flags": evaluation,
         "models": {key: name for key, (name, _) in MODELS.items()},
         "tasks": tasks,
@@ -92,6 +95,9 @@ def print_report(report: dict) -> None:
           f"{a['train_seconds'] / 60:.1f} min; (b) {b['tokens_per_s']:.0f} tokens/s, {b['final_eval_loss']:.3f} in "
           f"{b['train_seconds'] / 60:.1f} min; (a) reached (b)'s final loss "
           + ("never" if fraction is None else f"in {fraction:.0%} of (b)'s time"))
+    for key, layers in (report.get("feature_drift") or {}).items():
+        print(f"({key}) against (c), linear CKA of the tasks' word features by layer: "
+              + " ".join(f"{row['cka']:.3f}" for row in layers))
     for target, met in report["targets"].items():
         print(f"  {'met   ' if met else 'missed'} {target}")
 
