@@ -24,7 +24,9 @@ def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "quickstart OK" in result.stdout
     assert "loaded transformers_modules." in result.stdout
-    assert "pretrained 2.1M parameters" in result.stdout and "-> [" in result.stdout
+    assert "pretrained 2.1M parameters" in result.stdout and "real tokens/s)" in result.stdout
+    # the tiny model knows word frequencies only: none of its guesses reach the screen as if they were answers
+    assert "-> [" not in result.stdout
     tiny = output_dir / "pretrain" / "final"
     for name in ("model.safetensors", "config.json", "modeling_briskbert.py", "tokenizer.json"):
         assert (tiny / name).is_file(), name
@@ -36,14 +38,14 @@ def test_quickstart_runs_end_to_end_and_reloads_without_briskbert(tmp_path):
     card = (converted / "README.md").read_text()
     assert "trust_remote_code=True" in card and "model-index" in card and "sst2" in card.lower()
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
-    # always answering "positive" scores 0.56 on these 500 rows; the converted BERT must clear 0.80 (3 seeds of
-    # this setting measured 0.841 +- 0.006)
+    # always answering "positive" scores 0.56 on the 2,000 validation rows; one epoch of the 8,000 training rows
+    # measured 0.883 +- 0.004 over 3 seeds (docs/finetuning-results.md): the model must clear 0.85
     sst2 = json.loads((output_dir / "results.json").read_text())["tasks"]["sst2"]
-    assert sst2["eval_examples"] == 500 and sst2["metrics"]["accuracy"]["mean"] >= 0.80
-    assert "(always answering the most frequent label: 0.560)" in result.stdout
+    assert sst2["eval_examples"] == 2000 and sst2["metrics"]["accuracy"]["mean"] >= 0.85
+    assert "(always answering the most frequent label: 0.56" in result.stdout
     assert "== summary" in result.stdout and str(converted) in result.stdout
-    # all-MiniLM-L6-v2 has no MLM head: the summary's fill-mask is the tiny model's, and it says so
-    assert "(the tiny model: all-MiniLM-L6-v2 has no MLM head to convert" in result.stdout
+    # all-MiniLM-L6-v2 has no MLM head, and the tiny model's guesses would read as nonsense: no fill-mask is shown
+    assert "fill-mask:  none shown: all-MiniLM-L6-v2 has no MLM head" in result.stdout
     assert (output_dir / "briskbert.onnx").is_file()
 
 
