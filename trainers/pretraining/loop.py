@@ -217,7 +217,8 @@ def pretrain(config: PretrainConfig) -> dict:
     while state.step < config.max_steps:
         step_start = time.perf_counter()
         head_only = state.step < config.head_warmup_steps
-        freeze_all_but(unwrapped, head_names, frozen=head_only)
+        if config.head_warmup_steps:
+            freeze_all_but(unwrapped, head_names, frozen=head_only)
         learning_rate = scheduler.get_last_lr()[0]  # this step's; the log shows it beside the step's loss
         micro_batches = []
         for _ in range(config.gradient_accumulation_steps):
