@@ -49,6 +49,8 @@ def test_glue_suite_over_two_seeds_writes_json_and_table(tiny_briskbert, tmp_pat
     assert sst2["metrics"]["accuracy"]["std"] == pytest.approx(statistics.stdev(values))
     assert sst2["hyperparameters"]["learning_rate"] == 1e-3 and sst2["hyperparameters"]["total_steps"] == 2
     assert sst2["train_seconds"] > 0 and results["wall_seconds"] > 0 and results["created"]
+    assert [run["seed"] for run in sst2["runs"]] == [42, 43] and [run["score"] for run in sst2["runs"]] == values
+    assert all(run["steps"] == 2 and len(run["history"]) == 1 for run in sst2["runs"])
     stsb = results["tasks"]["stsb"]["metrics"]
     expected = statistics.fmean([sst2["metrics"]["accuracy"]["mean"],
                                  (stsb["pearson"]["mean"] + stsb["spearmanr"]["mean"]) / 2])

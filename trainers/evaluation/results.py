@@ -9,6 +9,8 @@ results.json (read by the model-card step; keep it stable):
                         "task_type": "classification", "main_metric": "accuracy",
                         "metrics": {"accuracy": {"mean": float, "std": float, "values": [float per seed]}},
                         "seeds": [int], "hyperparameters": {...}, "train_seconds": float (all seeds),
+                        "runs": [{"seed", "score" (main metric), "train_seconds", "steps", "best_step",
+                                  "history": [main metric at each evaluation, first split only]}],
                         "init_from": null | "mnli", "trained_as": "sst2"}},
      "skipped": {"qqp": "why"}, "glue_average": float | null, "glue_average_tasks": [str],
      "spread": {"mode": "data_parallel" | "runs", "processes": int,
@@ -64,6 +66,12 @@ def aggregate(model: str, runs: dict[str, list[dict]], seeds: list[int], skipped
                 "train_examples": results[0]["train_examples"],
                 "eval_examples": results[0]["eval"][split.name]["examples"],
                 "train_seconds": round(sum(r["train_seconds"] for r in results), 2),
+                "runs": [{"seed": r["seed"], "score": r["eval"][split.name]["metrics"][task.main_metric],
+                          "train_seconds": r["train_seconds"], "steps": r["steps"], "best_step": r["best_step"],
+                          # the loop records its evaluations of the task's first split (MNLI: matched)
+                          "history": [h.get(task.main_metric) for h in r.get("history", [])]
+                          if split.name == task_name else []}
+                         for r in results],
                 "init_from": (init_from or {}).get(task_name),
                 "trained_as": task_name,
             }

@@ -37,7 +37,8 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
         for key in MODELS:
             value = scores[key][task]
             row[key] = {"mean": value["mean"], "std": value["std"], "values": value.get("values"),
-                        "train_seconds": records[key]["tasks"][task].get("train_seconds")}
+                        "train_seconds": records[key]["tasks"][task].get("train_seconds"),
+                        "runs": records[key]["tasks"][task].get("runs")}  # per seed: score, seconds, epochs
         # a gain a reader can trust: more than twice the larger of the two seed spreads (standard deviations)
         row["a_beats_c"] = row["a"]["mean"] - row["c"]["mean"] > 2 * max(row["a"]["std"], row["c"]["std"])
         row["a_at_least_b"] = row["a"]["mean"] >= row["b"]["mean"]
