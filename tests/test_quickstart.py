@@ -55,7 +55,8 @@ def test_fill_mask_comes_from_the_converted_bert_when_its_checkpoint_has_an_mlm_
     from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertModel
 
     from briskbert.trainers.conversion.convert import convert
-    from briskbert.trainers.quickstart import PROBE, converted_fill_mask, fill_mask
+    from briskbert.trainers.inference.fill_mask import fill_mask
+    from briskbert.trainers.quickstart import PROBE, converted_fill_mask
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -183,7 +183,8 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     recipe.update(tasks=["ncbi_disease"], seeds=1, max_train_samples=32, max_eval_samples=40,
                   finetune={"num_train_epochs": 1, "max_seq_length": 64}, extend_tokens=16,
                   pretrain={**budget, "max_steps": 3, "head_warmup_steps": 1},
-                  pretrain_on=["corpus", "tasks"], task_pretrain={**budget, "max_steps": 2, "eval_every": 2})
+                  pretrain_on=["corpus", "tasks"], task_pretrain={**budget, "max_steps": 2, "eval_every": 2},
+                  fill_mask=["patients with type 2 [MASK] were treated with metformin ."])
     (tmp_path / "bio-from-bert.yaml").write_text(yaml.safe_dump(recipe))
     out = tmp_path / "run"
     command = [console_script("briskbert-build-variant"), "--config", str(tmp_path / "bio-from-bert.yaml"),
@@ -212,6 +213,9 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     assert AutoTokenizer.from_pretrained(out / "task-pretrain" / "final").vocab_size == tokenizer["vocab_size"]
     report = json.loads((out / "report.json").read_text())
     assert [phase["text"] for phase in report["phases"]] == ["corpus", "tasks"]
+    for key in ("a", "b"):  # what each model puts in the [MASK] after each stage
+        for stage in ("corpus", "tasks"):
+            assert len(report["fill_mask"][key][stage]["patients with type 2 [MASK] were treated with metformin ."]) == 5
     for key in ("a", "b"):  # the encoders' features after adaptation, against the unadapted BERT's, per layer
         assert [row["layer"] for row in report["feature_drift"][key]] == list(range(7))
         assert all(0 < row["cka"] <= 1 + 1e-9 for row in report["feature_drift"][key])

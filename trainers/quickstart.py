@@ -30,6 +30,7 @@ import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes)
 
 from .hub.fresh_process import run_without_briskbert
 from .hub.model_card import find_records, render_card
+from .inference.fill_mask import fill_mask_folder
 from .resources import SHIPPED_BERT, base_bert, data_path, read_sentences, recipe_path
 
 
@@ -160,20 +161,11 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
-def fill_mask(model, tokenizer, text: str, top: int = 5) -> list[str]:
-    probe = tokenizer([text], return_tensors="pt")
-    masked = probe["input_ids"][0].tolist().index(tokenizer.mask_token_id)
-    with torch.no_grad():
-        logits = model(**probe).logits[0, masked]
-    return tokenizer.convert_ids_to_tokens(logits.topk(top).indices)
-
-
 def converted_fill_mask(folder: Path) -> list[str] | None:
     """The converted BERT's top guesses for PROBE, or None when its checkpoint had no MLM head to convert."""
     if "BriskBertForMaskedLM" not in json.loads((folder / "config.json").read_text()).get("architectures", []):
         return None
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return fill_mask(AutoModelForMaskedLM.from_pretrained(folder).eval(), tokenizer, PROBE)
+    return fill_mask_folder(folder, [PROBE])[PROBE]
 
 
 def majority_rate(source: str, rows: int) -> float:

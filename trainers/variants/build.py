@@ -38,6 +38,7 @@ from ..evaluation.results import main_scores
 from ..evaluation.drift import feature_drift
 from ..evaluation.tasks import get_task, load_task_data, training_texts
 from ..hub.model_card import find_records, render_card
+from ..inference.fill_mask import fill_mask_folder
 from ..resources import SHIPPED_BERT, base_bert, data_path, recipe_path
 from .recipe import VariantRecipe
 from .report import write_report
@@ -301,9 +302,16 @@ def build_variant(args: VariantBuild) -> None:
         words = drift_sentences(args.tasks or ",".join(recipe.tasks), args.data_dir)
         drift = {"a": feature_drift(str(adapted), base_model, words),
                  "b": feature_drift(str(bert_converted), base_model, words)}
+        # what each adapted model has learned to put in a [MASK], after each pretraining stage
+        guesses = None
+        if recipe.fill_mask:
+            guesses = {"a": {phase.source: fill_mask_folder(phase.folder / "final", recipe.fill_mask)
+                             for phase in phases},
+                       "b": {phase.source: fill_mask_folder(phase.bert_folder / "final", recipe.fill_mask)
+                             for phase in phases}}
         write_report(out, bert=bert, evaluation=evaluation, reproduce=reproduce,
                      phases=[(phase.source, phase.folder, phase.bert_folder) for phase in phases],
-                     recipe=dataclasses.asdict(recipe), drift=drift)
+                     recipe=dataclasses.asdict(recipe), drift=drift, fill_mask=guesses)
         stages.finish("report", {"report": str(out / "report.json")})
     compare([out, *args.compare_with])
 

@@ -43,6 +43,7 @@ class VariantRecipe:
     # `task_pretrain` budget); each stage starts from the one before
     pretrain_on: list[str] = field(default_factory=lambda: ["corpus"])
     task_pretrain: dict = field(default_factory=dict)
+    fill_mask: list[str] = field(default_factory=list)  # sentences with a [MASK] the report fills after each stage
     # the downstream scoring of every model the build compares: briskbert-evaluate's seeds and row caps, and
     # FinetuneConfig fields given to every fine-tuning run (e.g. num_train_epochs)
     seeds: int | None = None

@@ -22,10 +22,11 @@ MODELS = {"a": ("BriskBERT, adapted", "results.json"),
 
 def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
                   phases: list[tuple[str, Path, Path]] | None = None, recipe: dict | None = None,
-                  drift: dict | None = None) -> dict:
+                  drift: dict | None = None, fill_mask: dict | None = None) -> dict:
     """`phases`: the pretraining stages in order, (text, (a)'s run folder, (b)'s); by default one, on the corpus.
     The loss-time comparison is the first stage's; every stage's curves are in `phases` and the plot. `drift`: per
-    adapted model, the linear CKA of its features with (c)'s at each layer (evaluation/drift.py)."""
+    adapted model, the linear CKA of its features with (c)'s at each layer (evaluation/drift.py). `fill_mask`: per
+    adapted model and pretraining stage, its top guesses for the recipe's [MASK] sentences."""
     phases = phases or [("corpus", out / "pretrain", out / "bert-pretrain")]
     stage_runs = [{"text": text, "a": load_run(a), "b": load_run(b)} for text, a, b in phases]
     runs = {"a": stage_runs[0]["a"], "b": stage_runs[0]["b"]}
@@ -55,6 +56,7 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
         "phases": [{**stage, "throughput_ratio": stage["a"]["tokens_per_s"] / stage["b"]["tokens_per_s"],
                     "a_fraction_of_b_time": time_fraction(stage["a"], stage["b"])} for stage in stage_runs],
         "feature_drift": drift,
+        "fill_mask": fill_mask,
         "evaluation_flags": evaluation,
         "models": {key: name for key, (name, _) in MODELS.items()},
         "tasks": tasks,
@@ -99,6 +101,10 @@ def print_report(report: dict) -> None:
     for key, layers in (report.get("feature_drift") or {}).items():
         print(f"({key}) against (c), linear CKA of the tasks' word features by layer: "
               + " ".join(f"{row['cka']:.3f}" for row in layers))
+    for key, stages in (report.get("fill_mask") or {}).items():
+        for stage, guesses in stages.items():
+            for text, tokens in guesses.items():
+                print(f"({key}) after {stage}: {text!r} -> {tokens}")
     for target, met in report["targets"].items():
         print(f"  {'met   ' if met else 'missed'} {target}")
 
