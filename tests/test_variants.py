@@ -281,3 +281,18 @@ def test_an_extended_tokenizer_gives_briskbert_and_bert_for_masked_lm_the_same_n
     assert min(new_ids) >= 30522
     pieces = AutoTokenizer.from_pretrained(bert)(new_tokens[0].removeprefix("##"), add_special_tokens=False)
     torch.testing.assert_close(a[new_ids[0]], b[pieces["input_ids"]].mean(0))
+
+
+def test_a_from_bert_build_scores_with_the_tasks_own_protocol_unless_capped(tmp_path):
+    """The tiny preset caps its fine-tunes (a smoke test); a from-bert build's model is a real BERT, so its scores
+    take every training and validation row the tasks' protocol takes, unless the recipe or the command line caps."""
+    from briskbert.trainers.variants.build import evaluation_flags
+
+    recipe = VariantRecipe.load(REPO / "hub_configs" / "variants" / "bio-from-bert.yaml")
+    build = VariantBuild("bio-from-bert", tmp_path, data_dir=Path("data"))
+    flags = evaluation_flags(build, recipe, "from-bert")
+    assert "--max-train-samples" not in flags and "--max-eval-samples" not in flags and "--" not in flags
+    assert flags[flags.index("--seeds") + 1] == "3"
+    assert "--max-train-samples" in evaluation_flags(build, recipe, "scratch")  # the tiny preset's smoke test
+    capped = evaluation_flags(VariantBuild("bio-from-bert", tmp_path, max_train_samples=32), recipe, "from-bert")
+    assert capped[capped.index("--max-train-samples") + 1] == "32"

@@ -253,7 +253,7 @@ def build_variant(args: VariantBuild) -> None:
 
     results, bert_results = out / "results.json", out / "bert_results.json"
     bert_converted = out / "bert-adapted-converted"
-    evaluation = evaluation_flags(args, recipe)
+    evaluation = evaluation_flags(args, recipe, strategy)
     evaluate = [sys.executable, "-m", "briskbert.scripts.evaluate_model"]
     if not stages.done("evaluate"):
         stages.clear(results)
@@ -316,10 +316,12 @@ def build_variant(args: VariantBuild) -> None:
     compare([out, *args.compare_with])
 
 
-def evaluation_flags(args: VariantBuild, recipe: VariantRecipe) -> list[str]:
+def evaluation_flags(args: VariantBuild, recipe: VariantRecipe, strategy: str) -> list[str]:
     """briskbert-evaluate's flags, the same for every model a build scores: the command line's caps, else the
-    recipe's, else the preset's; the recipe's fine-tuning fields go to every run (after `--`)."""
-    preset = PRESET_EVALUATION[args.preset]
+    recipe's, else the preset's; the recipe's fine-tuning fields go to every run (after `--`). A from-bert build's
+    model is the BERT's size, not a preset's: no preset caps, so the tasks' own protocol runs unless the recipe or
+    the command line caps it."""
+    preset = PRESET_EVALUATION[args.preset] if strategy != "from-bert" else []
     values = dict(zip(preset[::2], preset[1::2]))
     for flag, value in (("--seeds", recipe.seeds),
                         ("--max-train-samples", args.max_train_samples or recipe.max_train_samples),
