@@ -6,7 +6,7 @@ same real GLUE batches; real tokens/s, the ratio to BertModel, MFU and peak memo
     briskbert-benchmark --modes inference --dtypes fp32 --backends sdpa --baselines bert --no-memory --repeats 25
     briskbert-benchmark --compare minilm                # converted all-MiniLM-L6-v2 vs the original BertModel
 
-Every BenchmarkConfig field (briskbert/trainers/speed/benchmark.py, which says how each figure is measured) is a
+Every BenchmarkConfig field (trainers/speed/benchmark.py, which says how each figure is measured) is a
 flag; --config takes a recipe of them.
 """
 

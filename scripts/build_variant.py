@@ -14,7 +14,7 @@ is skipped on a rerun once finished.
 
 --variant (or --config) is a bundled recipe's name (hub_configs/variants/: general, bio, legal, german, tunisian) or a
 YAML path; --data-dir is a folder laid out like the repo's data/ (corpus/<domain>/, the tasks' folders). The stages
-and strategies: briskbert/trainers/variants/build.py.
+and strategies: trainers/variants/build.py.
 """
 
 import argparse

@@ -3,7 +3,7 @@ first run took to reach the other's final eval loss.
 
     python scripts/compare_pretraining.py runs/briskbert-mini runs/bert-mini --plot docs/eval_loss.png
 
-Reads each run's metrics.jsonl and summary.json (briskbert/trainers/pretraining/compare.py).
+Reads each run's metrics.jsonl and summary.json (trainers/pretraining/compare.py).
 """
 
 import argparse

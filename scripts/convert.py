@@ -7,7 +7,7 @@
 The output is a normal BriskBERT folder (safetensors weights, model code, auto_map, tokenizer; plus the
 sentence-transformers modules when the source had them), loadable anywhere with
 `AutoModel.from_pretrained(folder, trust_remote_code=True)`. The conversion refuses a checkpoint with weights it
-does not know, weights it needs but cannot find, or another architecture; briskbert/trainers/conversion/convert.py
+does not know, weights it needs but cannot find, or another architecture; trainers/conversion/convert.py
 says what is matched. --check compares outputs on real sentences right away.
 """
 

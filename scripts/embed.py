@@ -6,7 +6,7 @@
 
 Rows are length-sorted into token-budget batches; shards land in <output>.parts/ as they finish, so a run started
 again with the same arguments resumes, and the output appears only when complete. Every EmbedConfig field
-(briskbert/trainers/inference/embed.py, which says how each is used) is a flag; --config takes a recipe of them.
+(trainers/inference/embed.py, which says how each is used) is a flag; --config takes a recipe of them.
 """
 
 from briskbert.trainers.config import parse_config

@@ -6,7 +6,7 @@
     accelerate launch --num_processes 8 -m briskbert.scripts.evaluate_model --model X --tasks glue --spread runs
 
 Flags after `--` go to every fine-tuning run. The harness (tasks, seeds, --mnli-init, --spread) is
-briskbert/trainers/evaluation/harness.py. (This file is not named evaluate.py: run as a script, its folder comes first
+trainers/evaluation/harness.py. (This file is not named evaluate.py: run as a script, its folder comes first
 on the import path and would stand in for the `evaluate` library that scores the tasks.)
 """
 

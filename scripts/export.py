@@ -15,7 +15,7 @@ length ([batch, choices, seq] for multiple choice) and returns the model's outpu
 `pooler_output` for the encoder, `logits` for most heads). It runs the padded rows with one additive attention mask
 (ALiBi + padding), which exports, instead of the model's unpadding, which does not; outputs equal the PyTorch
 model's, padded rows included. After writing, the exported graph and the PyTorch model run on real SST-2 sentences
-of mixed length and the max difference is printed (briskbert/trainers/conversion/export.py).
+of mixed length and the max difference is printed (trainers/conversion/export.py).
 """
 
 import argparse

@@ -7,7 +7,7 @@
     ... --max-steps 0 --model runs/sst2/final          score a fine-tuned model (or adapter folder) only
 
 Per-task defaults: the task's registry entry (hub_configs/tasks/<task>.yaml, `finetune:`), replaced by
-`--config other.yaml`; every FinetuneConfig field (briskbert/trainers/finetuning/loop.py) is a flag. Writes
+`--config other.yaml`; every FinetuneConfig field (trainers/finetuning/loop.py) is a flag. Writes
 <output-dir>/final/ (the best model, or adapter), results.json, metrics.jsonl and TensorBoard logs.
 """
 

@@ -4,7 +4,7 @@
     python scripts/length_extrapolation.py --model runs/tiny/final --lengths 128 256 512 1024 --tokens 8176
 
 Writes <model>/length_extrapolation.json, which the model card reads. How it is measured:
-briskbert/trainers/evaluation/extrapolation.py.
+trainers/evaluation/extrapolation.py.
 """
 
 import argparse

@@ -6,7 +6,7 @@
     ... --init-from <folder|hub id>   continued pretraining of a pretrained checkpoint
 
 `--config` is a recipe YAML or the name of a bundled one; every PretrainConfig field
-(briskbert/trainers/pretraining/loop.py) is also a flag. The loop is `pretrain()` there.
+(trainers/pretraining/loop.py) is also a flag. The loop is `pretrain()` there.
 """
 
 from briskbert.trainers.config import parse_config

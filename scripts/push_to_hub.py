@@ -6,7 +6,7 @@
         --base-model org/briskbert-tiny --revision v0.1 --private
 
 --model is the saved folder (or the run folder holding final/). The model card is rendered from the run's records
-(briskbert/trainers/hub/model_card.py) and written to <model>/README.md. --dry-run prints one line per file with
+(trainers/hub/model_card.py) and written to <model>/README.md. --dry-run prints one line per file with
 its size, then the card, and touches no network. The token comes from HF_TOKEN or `hf auth login`.
 """
 

@@ -4,7 +4,7 @@ where BriskBERT is not installed, fine-tune and score it on SST-2, render its mo
     python scripts/quickstart.py                                  # the bundled recipe `quickstart`
     python scripts/quickstart.py --pretrain_steps 200             # any QuickstartConfig field
 
-The steps: briskbert/trainers/quickstart.py.
+The steps: trainers/quickstart.py.
 """
 
 import sys

@@ -1,0 +1,43 @@
+"""Paths a reader follows exist: docs, docstrings and recipes name files as the clone has them (`trainers/...`), not
+as the installed package does (`briskbert/trainers/...`), which is no folder of a checkout."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# the one file that names paths inside a built wheel, on purpose
+WHEEL_PATHS = {"tests/test_wheel.py"}
+PACKAGE_PATH = re.compile(r"(?<![\w./-])briskbert/[\w-]+/[\w./-]*")
+
+
+def tracked_text_files() -> list[Path]:
+    try:
+        listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"not a git checkout ({error}): the tracked files can't be listed")
+    files = []
+    for name in listed.splitlines():
+        path = REPO / name
+        if name in WHEEL_PATHS or not path.is_file() or path.suffix in {".png", ".gz", ".safetensors", ".bin"}:
+            continue
+        files.append(path)
+    return files
+
+
+def test_every_briskbert_folder_path_in_tracked_text_exists_in_the_checkout():
+    missing = []
+    for path in tracked_text_files():
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        for line_number, line in enumerate(text.splitlines(), 1):
+            for match in PACKAGE_PATH.finditer(line):
+                named = match.group(0).rstrip(".")
+                if not (REPO / named).exists():
+                    missing.append(f"{path.relative_to(REPO)}:{line_number}: {named}")
+    assert not missing, ("paths that exist in no checkout (name them as the clone has them, e.g. "
+                         "trainers/pretraining/loop.py):\n" + "\n".join(missing))
