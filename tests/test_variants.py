@@ -18,6 +18,7 @@ from briskbert.scripts.build_variant import main as build_variant_main
 from briskbert.trainers.evaluation.tasks import TASKS
 from briskbert.trainers.variants.build import VariantBuild, build_variant, check_baseline
 from briskbert.trainers.variants.recipe import VariantRecipe
+from briskbert.trainers.variants.report import plateau
 from briskbert.trainers.variants.stages import STAGES, Stages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,7 +231,8 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     assert json.loads((out / "results.json").read_text())["model"] == str(out / "task-pretrain" / "final")
     # (b) is scored through its exact BriskBERT conversion, so the three are fine-tuned by the same code
     assert json.loads((out / "bert_results.json").read_text())["model"] == str(out / "bert-adapted-converted")
-    assert set(report["pretraining"]) == {"a", "b"} and len(report["targets"]) == 3
+    assert set(report["pretraining"]) == {"a", "b"} and len(report["targets"]) == 4
+    assert row["c_plateau"] is None  # one seed: no spread to measure the last epoch's change against
     assert report["reproduce"] == (f"briskbert-build-variant --variant {tmp_path / 'bio-from-bert.yaml'} "
                                    f"--output-dir {out} --data-dir {REPO / 'data'}")
     assert report["pretraining"]["b"]["config"]["model_type"] == "bert"
@@ -249,6 +251,22 @@ def test_bio_from_bert_compares_briskbert_with_bert_for_masked_lm_and_no_adaptat
     for stage in ("corpus", "convert", "tokenizer", "pretrain", "evaluate", "card", "compare", "report"):
         assert f"stage {stage}: finished earlier, skipped" in again
     assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_the_plateau_compares_the_last_epochs_change_of_the_mean_with_the_seed_spread():
+    """(c)'s fine-tuning has converged when its last epoch moves the mean over seeds by less than their spread."""
+    rising = [{"history": [0.70, 0.84, 0.86]}, {"history": [0.72, 0.86, 0.85]}, {"history": [0.71, 0.82, 0.87]}]
+    measured = plateau(rising)
+    assert measured["mean_by_evaluation"] == pytest.approx([0.71, 0.84, 0.86])
+    assert measured["last_change"] == pytest.approx(0.02) and measured["last_spread"] == pytest.approx(0.01)
+    assert measured["at_plateau"] is False  # the last epoch gained twice the spread: not converged
+    climbing = [{"history": [0.70, 0.80]}, {"history": [0.71, 0.81]}]
+    assert plateau(climbing)["at_plateau"] is False
+    settled = [{"history": [0.70, 0.850]}, {"history": [0.71, 0.830]}, {"history": [0.69, 0.842]}]
+    assert plateau([{**run, "history": [*run["history"], run["history"][-1] + 0.001]} for run in settled])["at_plateau"]
+    assert plateau([{"history": [0.8, 0.9]}]) is None  # one seed
+    assert plateau([{"history": [0.8, 0.9]}, {"history": [0.8]}]) is None  # runs stopped at different epochs
+    assert plateau(None) is None
 
 
 def test_an_extended_tokenizer_gives_briskbert_and_bert_for_masked_lm_the_same_new_rows(tmp_path, data_dir):

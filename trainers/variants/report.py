@@ -9,6 +9,7 @@ JSON is still written.
 """
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -18,6 +19,23 @@ from ..pretraining.compare import load_run, seconds_to_reach
 MODELS = {"a": ("BriskBERT, adapted", "results.json"),
           "b": ("BertForMaskedLM, adapted", "bert_results.json"),
           "c": ("no adaptation", "baseline_results.json")}
+
+
+PLATEAU_SPREAD = 0.015  # the seed spread under which a few points of adaptation gain can show at 2x the spread
+
+
+def plateau(runs: list[dict] | None) -> dict | None:
+    """Whether a model's fine-tuning converged under the protocol: the mean over seeds of the main metric at each
+    evaluation, and whether the last one moved it by less than the seeds' spread there. None without histories."""
+    histories = [run["history"] for run in runs or [] if run.get("history")]
+    if len(histories) < 2 or len({len(history) for history in histories}) != 1 or len(histories[0]) < 2:
+        return None
+    by_evaluation = list(zip(*histories))
+    means = [statistics.fmean(values) for values in by_evaluation]
+    spread = statistics.stdev(by_evaluation[-1])
+    change = means[-1] - means[-2]
+    return {"mean_by_evaluation": means, "last_change": change, "last_spread": spread,
+            "at_plateau": abs(change) < spread}
 
 
 def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
@@ -43,6 +61,7 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
         # a gain a reader can trust: more than twice the larger of the two seed spreads (standard deviations)
         row["a_beats_c"] = row["a"]["mean"] - row["c"]["mean"] > 2 * max(row["a"]["std"], row["c"]["std"])
         row["a_at_least_b"] = row["a"]["mean"] >= row["b"]["mean"]
+        row["c_plateau"] = plateau(row["c"]["runs"])
         tasks[task] = row
     wins_needed = min(2, len(tasks))  # of 3 bio tasks, 2; a recipe with one task needs it
     reached = seconds_to_reach(runs["a"]["evals"], runs["b"]["final_eval_loss"])
@@ -65,6 +84,9 @@ def write_report(out: Path, bert: str, evaluation: list[str], reproduce: str,
                 sum(r["a_beats_c"] for r in tasks.values()) >= wins_needed,
             "a reaches b's final eval loss in <= 0.6x b's time": fraction is not None and fraction <= 0.6,
             "a at least as good as b downstream on every task": all(r["a_at_least_b"] for r in tasks.values()),
+            f"c at its plateau (last epoch moves its mean by less than the seed spread), spread <= "
+            f"{PLATEAU_SPREAD}, on every task": all((r["c_plateau"] or {}).get("at_plateau") is True
+                                                     and r["c"]["std"] <= PLATEAU_SPREAD for r in tasks.values()),
         },
         "a_seconds_to_reach_b_final_eval_loss": reached,
         "a_fraction_of_b_time": fraction,
@@ -92,6 +114,13 @@ def print_report(report: dict) -> None:
     for task, row in report["tasks"].items():
         cells = [f"{row[key]['mean']:.4f} ± {row[key]['std']:.4f}" for key in names]
         print(f"| {task} | {row['metric']} | " + " | ".join(cells) + " |")
+    for task, row in report["tasks"].items():
+        if row.get("c_plateau"):
+            measured = row["c_plateau"]
+            print(f"(c) on {task}, mean over seeds at each evaluation: "
+                  + " ".join(f"{mean:.4f}" for mean in measured["mean_by_evaluation"])
+                  + f"; the last moved it {measured['last_change']:+.4f}, the seed spread there is "
+                    f"{measured['last_spread']:.4f}: {'' if measured['at_plateau'] else 'not '}at its plateau")
     a, b = report["pretraining"]["a"], report["pretraining"]["b"]
     fraction = report["a_fraction_of_b_time"]
     print(f"(a) {a['tokens_per_s']:.0f} tokens/s, final eval loss {a['final_eval_loss']:.3f} in "
@@ -115,7 +144,7 @@ def plot_report(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.2]})
+    figure, (curves, scores) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.2]})
     phases = report.get("phases") or [{"text": "corpus", **report["pretraining"]}]
     for key, colour in (("a", "C0"), ("b", "C1")):
         offset = 0.0
@@ -132,15 +161,20 @@ def plot_report(report: dict, path: Path) -> None:
     curves.legend()
     tasks = list(report["tasks"])
     width = 0.8 / len(report["models"])
+    # every seed's score as a dot beside its model's mean ± std, on an axis fitted to the scores: differences of a
+    # point or two are what the comparison is about, and bars from zero would hide them
     for index, key in enumerate(report["models"]):
-        means = [report["tasks"][t][key]["mean"] for t in tasks]
-        spreads = [report["tasks"][t][key]["std"] for t in tasks]
-        bars.bar([i + (index - 1) * width for i in range(len(tasks))], means, width, yerr=spreads, capsize=3,
-                 label=f"({key}) {report['models'][key]}")
-    bars.set_xticks(range(len(tasks)), [f"{t}\n({report['tasks'][t]['metric']})" for t in tasks])
-    bars.set_ylabel("score (mean ± std over seeds)")
-    bars.grid(axis="y", alpha=0.3)
-    bars.legend(fontsize=8)
+        colour = f"C{index}"
+        for i, task in enumerate(tasks):
+            x, row = i + (index - 1) * width, report["tasks"][task][key]
+            values = row.get("values") or [row["mean"]]
+            scores.scatter([x + 0.12 * width] * len(values), values, s=12, color=colour, alpha=0.6)
+            scores.errorbar([x - 0.12 * width], [row["mean"]], yerr=[row["std"]], fmt="o", color=colour, capsize=4,
+                            label=f"({key}) {report['models'][key]}" if i == 0 else None)
+    scores.set_xticks(range(len(tasks)), [f"{t}\n({report['tasks'][t]['metric']})" for t in tasks])
+    scores.set_ylabel("score (mean ± std over seeds; dots: each seed)")
+    scores.grid(axis="y", alpha=0.3)
+    scores.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     print(f"wrote {path}")
