@@ -4,9 +4,18 @@ Importing this package registers every BriskBERT class (`modeling.HEADS`) with t
 them so that `save_pretrained` writes the model's code beside its weights.
 """
 
+import os
+
 import transformers
 
-from . import modeling
+# In a clone, modeling/, trainers/, scripts/ ... sit beside this folder and pyproject.toml maps them into briskbert.*.
+# An editable install resolves that mapping; with a wheel installed, though, Python run from the clone's root finds
+# this folder first and nothing maps the rest. Looking beside it too makes the checkout import as itself either way.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_CHECKOUT, "pyproject.toml")) and os.path.isdir(os.path.join(_CHECKOUT, "modeling")):
+    __path__.append(_CHECKOUT)  # noqa: F821  (a package's own search path)
+
+from . import modeling  # noqa: E402
 from .modeling import *  # noqa: F403  (the config, PRESETS, HEADS and every model class)
 from .modeling import HEADS, BriskBertConfig
 from .modeling import __all__ as _MODELING_NAMES

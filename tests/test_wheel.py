@@ -74,7 +74,8 @@ def venv(tmp_path_factory) -> dict:
     env.update(PATH=f"{environment / 'bin'}{os.pathsep}{env.get('PATH', '')}", HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2",
                HF_DATASETS_CACHE=str(root / "datasets_cache"), HF_MODULES_CACHE=str(root / "modules_cache"))
-    return {"wheel": wheel, "bin": environment / "bin", "python": python, "site": Path(site), "work": work, "env": env}
+    return {"wheel": wheel, "bin": environment / "bin", "python": python, "site": Path(site), "work": work, "env": env,
+            "source": source}
 
 
 def run(venv: dict, *command: str) -> subprocess.CompletedProcess:
@@ -101,6 +102,21 @@ def test_the_wheel_holds_the_launchers_recipes_templates_and_console_scripts(ven
     module, recipe, checkout_folders = json.loads(where)
     assert Path(module).is_relative_to(venv["site"]) and Path(recipe).is_relative_to(venv["site"]), where
     assert not checkout_folders, f"the fresh environment sees the checkout's {checkout_folders}"
+
+
+def test_a_clone_run_from_its_root_imports_as_itself_beside_an_installed_wheel(venv):
+    """From a clone's root, Python finds the clone's briskbert/ folder before the installed wheel; the clone's other
+    folders (modeling/, trainers/, scripts/) must then be found too, not fail as a half-imported package."""
+    probe = ("import json, briskbert, briskbert.modeling, briskbert.trainers.pretraining.loop as loop; "
+             "print(json.dumps([briskbert.__file__, briskbert.modeling.__file__, loop.__file__]))")
+    result = subprocess.run([str(venv["python"]), "-c", probe], cwd=venv["source"], env=venv["env"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = [Path(name) for name in json.loads(result.stdout.splitlines()[-1])]
+    assert all(name.is_relative_to(venv["source"]) for name in files), files  # the checkout's code, consistently
+    launched = subprocess.run([str(venv["python"]), "-m", "briskbert.scripts.pretrain", "--help"], cwd=venv["source"],
+                              env=venv["env"], capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0 and "--max-steps" in launched.stdout, launched.stderr[-3000:]
 
 
 def test_pretrain_finetune_and_push_from_the_installed_package(venv):
