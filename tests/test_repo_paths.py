@@ -1,5 +1,6 @@
 """Paths a reader follows exist: docs, docstrings and recipes name files as the clone has them (`trainers/...`), not
-as the installed package does (`briskbert/trainers/...`), which is no folder of a checkout."""
+as the installed package lays them out (the `briskbert` folder of a wheel, which in a checkout holds only the
+package's `__init__.py`)."""
 
 import re
 import subprocess
