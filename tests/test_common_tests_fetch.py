@@ -12,9 +12,9 @@ TESTS = Path(__file__).resolve().parent
 
 
 def collect_offline(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
-    """Collect the module with an empty cache and a package index that can't be reached."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
-           "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_NO_CACHE_DIR": "1", "PIP_FIND_LINKS": ""}
+    """Collect the module with an empty cache and no package index (nor any pip configuration that names one)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PIP_CONFIG_FILE": os.devnull,
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "", "PIP_NO_CACHE_DIR": "1"}
     env.pop("CI", None)
     if ci is not None:
         env["CI"] = ci
