@@ -9,11 +9,10 @@ JSON is still written.
 """
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
-from ..evaluation.results import main_scores
+from ..evaluation.results import main_scores, summary
 from ..pretraining.compare import load_run, seconds_to_reach
 
 MODELS = {"a": ("BriskBERT, adapted", "results.json"),
@@ -30,9 +29,8 @@ def plateau(runs: list[dict] | None) -> dict | None:
     histories = [run["history"] for run in runs or [] if run.get("history")]
     if len(histories) < 2 or len({len(history) for history in histories}) != 1 or len(histories[0]) < 2:
         return None
-    by_evaluation = list(zip(*histories))
-    means = [statistics.fmean(values) for values in by_evaluation]
-    spread = statistics.stdev(by_evaluation[-1])
+    by_evaluation = [summary(list(values)) for values in zip(*histories)]  # the results' own mean and sample std
+    means, spread = [scores["mean"] for scores in by_evaluation], by_evaluation[-1]["std"]
     change = means[-1] - means[-2]
     return {"mean_by_evaluation": means, "last_change": change, "last_spread": spread,
             "at_plateau": abs(change) < spread}
