@@ -9,12 +9,12 @@ is skipped on a rerun once finished.
     ... --from-stage evaluate          # redo from a stage on (e.g. after changing the tasks)
     ... --compare-with runs/general-mini runs/bio-mini-continue   # print the scores side by side
     ... --baseline-model runs/general-mini/pretrain/final         # score the general model beside it (compare)
-    briskbert-build-variant --variant bio-from-bert --output-dir runs/bio-from-bert --data-dir ../shared/data
+    briskbert-build-variant --variant bio-from-bert --output-dir runs/bio-from-bert --data-dir my_data
         # a real BERT converted and adapted, against BertForMaskedLM adapted the same way and no adaptation
 
---variant (or --config) is a bundled recipe's name (hub_configs/variants/: general, bio, legal, german, tunisian) or a
-YAML path; --data-dir is a folder laid out like the repo's data/ (corpus/<domain>/, the tasks' folders). The stages
-and strategies: trainers/variants/build.py.
+--variant (or --config) is a bundled recipe's name (hub_configs/variants/: general, bio, legal, german, tunisian,
+bio-from-bert, legal-from-bert) or a YAML path; --data-dir is a folder laid out like the repo's data/
+(corpus/<domain>/, the tasks' folders). The stages and strategies: trainers/variants/build.py.
 """
 
 import argparse

@@ -42,3 +42,16 @@ def test_every_briskbert_folder_path_in_tracked_text_exists_in_the_checkout():
                     missing.append(f"{path.relative_to(REPO)}:{line_number}: {named}")
     assert not missing, ("paths that exist in no checkout (name them as the clone has them, e.g. "
                          "trainers/pretraining/loop.py):\n" + "\n".join(missing))
+
+
+def test_readme_is_what_and_how_and_no_user_command_needs_the_development_data():
+    """The README stays a page of what, why and how (≤ 12 KB; figures live in docs/), and no command or doc a user
+    reads points at the project's development data (`../shared`), which no user has; measurement records (JSON)
+    keep the command that made them."""
+    readme = REPO / "README.md"
+    assert readme.stat().st_size <= 12_288, f"README.md is {readme.stat().st_size} bytes: move detail to docs/"
+    readers = [readme, REPO / "Makefile", *sorted((REPO / "docs").glob("*.md")),
+               *sorted((REPO / "hub_configs").rglob("*.yaml")), *sorted((REPO / "scripts").glob("*"))]
+    pointing = [f"{path.relative_to(REPO)}:{number}" for path in readers if path.is_file()
+                for number, line in enumerate(path.read_text().splitlines(), 1) if "shared/" in line]
+    assert not pointing, f"these point users at ../shared, which they don't have: {pointing}"
