@@ -21,6 +21,7 @@ of mixed length and the max difference is printed (trainers/conversion/export.py
 import argparse
 from pathlib import Path
 
+from briskbert.trainers.config import warn_renamed
 from briskbert.trainers.conversion.export import FORMATS, export_int8, export_int8_onnx, export_model
 from briskbert.trainers.inference.quantize import METHODS
 
@@ -34,25 +35,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--int8-method", default="smooth-outliers", choices=list(METHODS),
                         help="how --int8 quantizes (docs/int8.md compares them)")
     parser.add_argument("--output", required=True, type=Path, help="file to write (.onnx or .pt2; a folder for --int8)")
-    parser.add_argument("--max-length", type=int, default=128, help="truncation of the check sentences")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="truncation of the check sentences")
+    parser.add_argument("--max-length", "--max_length", dest="old_max_length", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.old_max_length is not None:
+        warn_renamed("--max-length", "--max-seq-length")
+        args.max_seq_length = args.old_max_length
     if args.format is None and not args.int8:
         parser.error("give --format (onnx or torch-export), --int8 (an int8 folder), or both (an int8 ONNX graph)")
     if args.int8 and args.format == "torch-export":
         parser.error("--int8 exports to --format onnx (onnxruntime's int8 kernels) or, without --format, to an int8 "
                      "model folder; a torch-export program of the int8 model is not supported")
     if args.int8 and args.format == "onnx":
-        mean, worst = export_int8_onnx(args.model, args.output, args.int8_method, args.max_length)
+        mean, worst = export_int8_onnx(args.model, args.output, args.int8_method, args.max_seq_length)
         print(f"wrote {args.output} (int8 ONNX, {args.int8_method}; run it with briskbert.OnnxEncoder); on 32 real "
               f"SST-2 sentences outside its calibration its first output's cosine to fp32 is {mean:.5f} mean, "
               f"{worst:.5f} min")
         return
     if args.int8:
-        mean, worst = export_int8(args.model, args.output, args.int8_method, args.max_length)
+        mean, worst = export_int8(args.model, args.output, args.int8_method, args.max_seq_length)
         print(f"wrote {args.output} (int8, {args.int8_method}; load with briskbert.load_quantized); on 32 real SST-2 "
               f"sentences outside its calibration its first output's cosine to fp32 is {mean:.5f} mean, {worst:.5f} min")
         return
-    names, difference, shape = export_model(args.model, args.format, args.output, args.max_length)
+    names, difference, shape = export_model(args.model, args.format, args.output, args.max_seq_length)
     print(f"wrote {args.output} ({args.format} -> {', '.join(names)}); on {shape[0]} real SST-2 rows padded to "
           f"{shape[-1]} the exported graph and the PyTorch model differ by at most {difference:.2e}")
 

@@ -77,7 +77,7 @@ cuda_tests() {
 }
 
 benchmark() {
-    $PY -m briskbert.scripts.benchmark --device "$DEVICE" --preset "$PRESET" --max-length 128 --dtypes "$DTYPE" \
+    $PY -m briskbert.scripts.benchmark --device "$DEVICE" --preset "$PRESET" --max-seq-length 128 --dtypes "$DTYPE" \
         --modes inference,train --baselines bert,modernbert --backends "$BACKENDS" --num-batches "$BENCH_BATCHES" \
         --repeats "$REPEATS" --no-memory --output "$OUT/benchmark.json"
 }

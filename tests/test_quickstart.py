@@ -114,6 +114,42 @@ def test_bad_recipes_name_the_field(tmp_path, text, message):
         parse_config(Recipe, ["--config", str(recipe)])
 
 
+@pytest.mark.parametrize("config_class", ["EmbedConfig", "BenchmarkConfig"])
+def test_max_length_is_max_seq_length_and_the_old_name_still_works_with_a_warning(config_class, tmp_path):
+    """One name per concept: the embed and benchmark configs say max_seq_length, as pretraining and fine-tuning do;
+    the old max_length is accepted for one version, as a flag or in a recipe, and warned."""
+    from briskbert.trainers.inference.embed import EmbedConfig
+    from briskbert.trainers.speed.benchmark import BenchmarkConfig
+
+    config_class = {"EmbedConfig": EmbedConfig, "BenchmarkConfig": BenchmarkConfig}[config_class]
+    required = ["--model", "m", "--input", "in.txt", "--output", "out.npy"] if config_class is EmbedConfig else []
+    expected = parse_config(config_class, [*required, "--max-seq-length", "64"])
+    assert expected.max_seq_length == 64
+    for old in (["--max-length", "64"], ["--max_length", "64"], ["--max-length=64"]):
+        with pytest.warns(FutureWarning, match="is now called --max-seq-length"):
+            assert parse_config(config_class, [*required, *old]) == expected
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("max_length: 64\n")
+    with pytest.warns(FutureWarning, match="field 'max_length' is now called 'max_seq_length'"):
+        assert parse_config(config_class, ["--config", str(recipe), *required]) == expected
+
+
+def test_export_takes_the_old_max_length_flag_with_a_warning(monkeypatch, tmp_path):
+    from briskbert.scripts import export
+
+    seen = {}
+
+    def record_export(model, export_format, output, max_seq_length):  # what the script hands the exporter
+        seen["max_seq_length"] = max_seq_length
+        return ("last_hidden_state",), 0.0, (1, max_seq_length)
+
+    monkeypatch.setattr(export, "export_model", record_export)
+    with pytest.warns(FutureWarning, match="--max-length is now called --max-seq-length"):
+        export.main(["--model", str(tmp_path), "--format", "onnx", "--output", str(tmp_path / "m.onnx"),
+                     "--max-length", "96"])
+    assert seen == {"max_seq_length": 96}
+
+
 def test_missing_recipe_and_unknown_flag(tmp_path):
     with pytest.raises(SystemExit, match="neither a YAML file nor a bundled recipe"):
         parse_config(Recipe, ["--config", str(tmp_path / "nope.yaml")])

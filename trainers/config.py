@@ -4,12 +4,15 @@
 
 `--config` takes a YAML path or the name of a bundled recipe (resources.py). Unknown keys (in the YAML or on the
 command line) and ill-typed values are errors that name the field, so a typo never silently falls back to a default.
+A config class may list renamed fields (`RENAMED_FIELDS = {"old": "new"}`): the old name is still accepted, in a
+recipe and as a flag, with a warning, for one version.
 """
 
 import argparse
 import dataclasses
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +31,7 @@ def parse_config(config_class: type[T], argv: list[str] | None = None, defaults:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
+    rest = renamed_flags(rest, config_class)
     parser = HfArgumentParser(config_class)
     parser.add_argument("--config", default=None, help="recipe YAML (or a bundled recipe's name) whose fields "
                                                        "override the defaults")
@@ -53,7 +57,32 @@ def load_recipe(path: Path, config_class: type) -> dict:
     return check_fields(recipe, config_class, f"Recipe {path}")
 
 
+def warn_renamed(old: str, new: str, where: str = "") -> None:
+    warnings.warn(f"{where}{old} is now called {new}; the old name still works in this version but will be removed: "
+                  f"use {new}.", FutureWarning, stacklevel=3)
+
+
+def renamed_flags(argv: list[str], config_class: type) -> list[str]:
+    """`argv` with each renamed field's old flag (--old_name, --old-name, --old-name=value) given its new name."""
+    renamed = {}
+    for old, new in getattr(config_class, "RENAMED_FIELDS", {}).items():
+        renamed[f"--{old}"] = renamed[f"--{old.replace('_', '-')}"] = f"--{new.replace('_', '-')}"
+    result = []
+    for argument in argv:
+        flag, equals, value = argument.partition("=")
+        if flag in renamed:
+            warn_renamed(flag, renamed[flag])
+            argument = renamed[flag] + equals + value
+        result.append(argument)
+    return result
+
+
 def check_fields(values: dict, config_class: type, where: str) -> dict:
+    values = dict(values)
+    for old, new in getattr(config_class, "RENAMED_FIELDS", {}).items():
+        if old in values:
+            warn_renamed(f"field {old!r}", f"{new!r}", f"{where}: ")
+            values.setdefault(new, values.pop(old))
     fields = {field.name for field in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - fields)
     if unknown:

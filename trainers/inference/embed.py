@@ -23,6 +23,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ TOKEN_BUDGETS = {"cpu": 1024, "cuda": 16384}
 
 @dataclass
 class EmbedConfig:
+    RENAMED_FIELDS: ClassVar[dict[str, str]] = {"max_length": "max_seq_length"}  # the old name, warned
     model: str  # a saved BriskBERT folder (plain or sentence-transformers layout) or a Hub id
     input: str  # .jsonl/.json/.csv/.parquet/.txt file, or a Hub dataset name
     output: str  # .npy or .parquet
@@ -51,7 +53,7 @@ class EmbedConfig:
     dtype: str = "auto"  # auto | fp32 | bf16 | int8
     token_budget: int | None = None  # padded tokens per batch (default: TOKEN_BUDGETS for the device)
     max_batch_size: int = 256  # rows per batch, whatever their length
-    max_length: int = 512  # truncation, in tokens
+    max_seq_length: int = 512  # truncation, in tokens
     shard_size: int = 4096  # rows per resumable shard
     normalize: bool = False  # L2-normalise even if the folder has no Normalize module
     threads: int | None = None  # torch threads (default: torch's choice)
@@ -64,11 +66,11 @@ def check(config: EmbedConfig) -> None:
         problems.append(f"dtype must be one of {DTYPES}, got {config.dtype!r}")
     if Path(config.output).suffix not in OUTPUT_FORMATS:
         problems.append(f"output must end in {' or '.join(OUTPUT_FORMATS)}, got {config.output!r}")
-    for name in ("token_budget", "max_batch_size", "max_length", "shard_size"):
+    for name in ("token_budget", "max_batch_size", "max_seq_length", "shard_size"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             problems.append(f"{name} must be positive, got {getattr(config, name)}")
-    if config.token_budget is not None and config.token_budget < config.max_length:
-        problems.append(f"token_budget ({config.token_budget}) must hold one row of max_length ({config.max_length})")
+    if config.token_budget is not None and config.token_budget < config.max_seq_length:
+        problems.append(f"token_budget ({config.token_budget}) must hold one row of max_seq_length ({config.max_seq_length})")
     if problems:
         raise SystemExit("Invalid embed config:\n  - " + "\n  - ".join(problems))
 
@@ -268,7 +270,7 @@ def embed_corpus(config: EmbedConfig) -> dict:
     output = Path(config.output)
     texts = read_texts(config)
     model, tokenizer, pooling, folder_normalizes = load_encoder(config.model)
-    embedder = Embedder(model, tokenizer, pooling, folder_normalizes or config.normalize, "fp32", config.max_length)
+    embedder = Embedder(model, tokenizer, pooling, folder_normalizes or config.normalize, "fp32", config.max_seq_length)
     if config.dtype == "int8":  # fbgemm's kernels: the CPU
         from .quantize import quantize
 
@@ -284,7 +286,7 @@ def embed_corpus(config: EmbedConfig) -> dict:
     embedder.dtype = resume_manifest(parts, manifest)
     shards = shard_ranges(len(texts), config.shard_size)
     token_budget = config.token_budget or max(TOKEN_BUDGETS.get(state.device.type, TOKEN_BUDGETS["cuda"]),
-                                              config.max_length)
+                                              config.max_seq_length)
     mine = [i for i in range(len(shards)) if i % state.num_processes == state.process_index]
     todo = [i for i in mine if not shard_path(parts, i).exists()]
     tokens, start = 0, time.perf_counter()

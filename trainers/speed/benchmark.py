@@ -34,6 +34,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM
@@ -52,6 +53,7 @@ from .throughput import cpu_has_native_bf16, matmul_peak, stolen_cpu_seconds
 
 @dataclass
 class BenchmarkConfig:
+    RENAMED_FIELDS: ClassVar[dict[str, str]] = {"max_length": "max_seq_length"}  # the old name, warned
     preset: str = "small"  # BriskBERT size preset; the others get equal shapes
     device: str = "cpu"  # cpu | cuda
     dtypes: str = "fp32,bf16"  # comma list of fp32, bf16
@@ -59,7 +61,7 @@ class BenchmarkConfig:
     batch_size: int = 32
     num_batches: int = 8  # distinct batches per repetition
     repeats: int = 5  # interleaved timed repetitions (median reported)
-    max_length: int = 128
+    max_seq_length: int = 128  # truncation, in tokens
     threads: int | None = None  # torch threads (default: torch's choice)
     backends: str | None = None  # BriskBERT backends, comma list (default: every available one)
     # comma list of bert, modernbert and the CPU anchors (trainers/speed/cpu_anchors.py: bert-int8, ort-bert,
@@ -114,7 +116,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(data_path(TOKENIZER))
     tasks = (args.tasks or "sst2").split(",")
     texts = glue_texts(data, tasks)
-    batches = make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_length)
+    batches = make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_seq_length)
     real = sum(int(b["attention_mask"].sum()) for b in batches)
     slots = sum(b["attention_mask"].numel() for b in batches)
     backends = args.backends.split(",") if args.backends else available_backends(args.device)
@@ -209,7 +211,7 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
             spec = {
                 "name": row["model"], "mode": row["mode"], "dtype": row["dtype"], "preset": args.preset,
                 "device": args.device, "threads": threads, "data": str(data), "tasks": tasks, "batch_size": args.batch_size,
-                "max_length": args.max_length,
+                "max_seq_length": args.max_seq_length,
             }
             row["peak_memory_mib"] = measure_memory(spec)
 
@@ -250,7 +252,7 @@ def compare_minilm(args: BenchmarkConfig) -> dict:
     tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
     texts = glue_texts(args.data_dir or data_path("data"), tasks)
     batches = []
-    for batch in make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_length):
+    for batch in make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_seq_length):
         batch["input_ids"] = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])  # unmasked
         batches.append({k: batch[k].to(args.device) for k in ("input_ids", "attention_mask", "token_type_ids")})
     real = sum(int(b["attention_mask"].sum()) for b in batches)

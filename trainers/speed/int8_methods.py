@@ -121,7 +121,7 @@ def compare_int8(args) -> dict:
     tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
     rows_of_text = glue_texts(args.data_dir or data_path("data"), tasks)
     texts = [text for row in rows_of_text for text in row][: args.num_batches * args.batch_size]
-    batches = sorted_batches(tokenizer, texts, args.batch_size, args.max_length)
+    batches = sorted_batches(tokenizer, texts, args.batch_size, args.max_seq_length)
     tokens = sum(int(batch["attention_mask"].sum()) for _, batch in batches)
     config, tensors = read_checkpoint(source)
     fp32 = convert_bert(config, tensors, sentence_transformers=True).model.eval()

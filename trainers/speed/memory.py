@@ -26,7 +26,7 @@ def memory_probe(spec: dict) -> float:
     torch.set_num_threads(spec["threads"])
     tokenizer = AutoTokenizer.from_pretrained(data_path(TOKENIZER))
     texts = glue_texts(Path(spec["data"]), spec["tasks"])
-    batch = make_batches(tokenizer, texts, spec["batch_size"], 1, spec["max_length"])[0]
+    batch = make_batches(tokenizer, texts, spec["batch_size"], 1, spec["max_seq_length"])[0]
     runner = Runner(spec["name"], build_model(spec["name"], spec["preset"], len(tokenizer), tokenizer), spec["device"])
     runner.run(spec["mode"], spec["dtype"], batch)  # allocates optimizer state, grads, caches
     gc.collect()
