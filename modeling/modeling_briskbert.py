@@ -183,6 +183,23 @@ class EncodedTokens:
         return {"hidden_states": self.hidden_states, "attentions": self.attentions}
 
 
+# what `BriskBertModel.encode` reads; every head's `forward` hands these on through `encoder_inputs`
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "sequence_ids", "cu_seqlens", "inputs_embeds",
+                  "output_attentions", "output_hidden_states")
+
+
+def encoder_inputs(arguments: dict) -> dict:
+    """The encoder's inputs among a `forward`'s arguments (its `locals()`), named parameters and `**kwargs` alike.
+
+    The heads keep transformers' explicit signatures (its common tests and IDEs read them) but pass their inputs on
+    in this one place: a new encoder input is added to `encode` and `ENCODER_INPUTS`, and reaches every head
+    through its `**kwargs` until the head names it.
+    """
+    extra = arguments.get("kwargs") or {}
+    return {name: arguments[name] if name in arguments else extra[name]
+            for name in ENCODER_INPUTS if name in arguments or name in extra}
+
+
 class BriskBertPreTrainedModel(PreTrainedModel):
     config_class = BriskBertConfig
     config: BriskBertConfig
@@ -371,11 +388,7 @@ class BriskBertModel(BriskBertPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        encoded = self.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-        )
+        encoded = self.encode(**encoder_inputs(locals()))
         output = BaseModelOutputWithPooling(
             last_hidden_state=encoded.batch.pad(encoded.hidden),
             pooler_output=encoded.batch.mean_pool(encoded.hidden) if self.add_sentence_embedding else None,
@@ -462,11 +475,7 @@ class BriskBertForMaskedLM(BriskBertPreTrainedModel):
         the decoder runs only on masked positions and `logits` is [masked, vocab]; else [batch, seq, vocab].
         `num_items_in_batch` (kwarg, as the transformers Trainer passes it) normalises the loss by the masked
         tokens of a whole accumulated batch instead of this micro-batch's."""
-        encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-        )
+        encoded = self.model.encode(**encoder_inputs(locals()))
         hidden = encoded.hidden
         sparse = labels is not None and self.training and self.config.sparse_prediction
         if labels is not None:
@@ -509,11 +518,7 @@ class BriskBertForSequenceClassification(BriskBertPreTrainedModel):
     ):
         """One prediction per sequence (per document when rows are packed). `config.problem_type` picks the
         loss: regression (MSE), single_label_classification (CE) or multi_label_classification (BCE)."""
-        encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-        )
+        encoded = self.model.encode(**encoder_inputs(locals()))
         logits = self.classifier(encoded.pool(self.config.classifier_pooling))
         loss = None if labels is None else self.loss_function(labels, logits, self.config, **kwargs)
         output = SequenceClassifierOutput(loss=loss, logits=logits, **encoded.padded_extras())
@@ -544,11 +549,7 @@ class BriskBertForTokenClassification(BriskBertPreTrainedModel):
     ):
         """`labels`: [batch, seq] class ids, -100 where no loss is wanted. Loss and logits are computed on
         real tokens only; `logits` comes back as [batch, seq, num_labels] with zeros at padding."""
-        encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-        )
+        encoded = self.model.encode(**encoder_inputs(locals()))
         logits = self.classifier(self.dropout(encoded.hidden))  # [total, num_labels]
         loss = None
         if labels is not None:
@@ -580,11 +581,7 @@ class BriskBertForQuestionAnswering(BriskBertPreTrainedModel):
         **kwargs,
     ):
         """Span start/end logits [batch, seq]; padding gets the dtype's lowest value so it is never chosen."""
-        encoded = self.model.encode(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-            sequence_ids=sequence_ids, cu_seqlens=cu_seqlens, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-        )
+        encoded = self.model.encode(**encoder_inputs(locals()))
         logits = self.qa_outputs(encoded.hidden)  # [total, 2]
         logits = encoded.batch.pad(logits, fill_value=torch.finfo(logits.dtype).min)
         start_logits, end_logits = logits.unbind(dim=-1)
@@ -625,11 +622,9 @@ class BriskBertForMultipleChoice(BriskBertPreTrainedModel):
         def flat(x):  # [batch, choices, seq, ...] -> [batch * choices, seq, ...]
             return None if x is None else x.reshape(-1, *x.shape[2:])
 
-        encoded = self.model.encode(
-            input_ids=flat(input_ids), attention_mask=flat(attention_mask), token_type_ids=flat(token_type_ids),
-            inputs_embeds=flat(inputs_embeds), output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
+        inputs = encoder_inputs(locals())
+        encoded = self.model.encode(**{name: flat(value) if torch.is_tensor(value) else value
+                                       for name, value in inputs.items()})
         logits = self.classifier(encoded.pool(self.config.classifier_pooling)).view(-1, num_choices)
         loss = None if labels is None else fixed_cross_entropy(logits.float(), labels, **kwargs)
         output = MultipleChoiceModelOutput(loss=loss, logits=logits, **encoded.padded_extras())

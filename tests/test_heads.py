@@ -568,3 +568,39 @@ def test_a_checkpoint_with_the_old_pooler_layout_is_refused_naming_the_renames(t
         AutoModelForSequenceClassification.from_pretrained(tmp_path)
     save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
     AutoModelForSequenceClassification.from_pretrained(tmp_path)  # renamed: loads
+
+
+def test_every_head_hands_its_inputs_to_the_encoder_in_one_place(tokenizer, make_batch, sentences, monkeypatch):
+    """Heads keep transformers' explicit signatures but pass their inputs on through `encoder_inputs`: every head
+    hands `encode` exactly the encoder inputs it was called with, and an input a head does not name yet (a new one
+    added to `encode` and `ENCODER_INPUTS` only) still reaches the encoder through the head's **kwargs."""
+    from briskbert.modeling import modeling_briskbert
+
+    config = tiny_config(tokenizer, num_labels=3)
+    batch = make_batch(sentences[:4])
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+              "token_type_ids": torch.zeros_like(batch["input_ids"]), "output_hidden_states": True,
+              "output_attentions": False}
+    seen = []
+    real_encode = modeling_briskbert.BriskBertModel.encode
+
+    def recording_encode(self, **kwargs):
+        seen.append(kwargs)
+        return real_encode(self, **{k: v for k, v in kwargs.items() if k != "future_input"})
+
+    monkeypatch.setattr(modeling_briskbert.BriskBertModel, "encode", recording_encode)
+    monkeypatch.setattr(modeling_briskbert, "ENCODER_INPUTS", (*modeling_briskbert.ENCODER_INPUTS, "future_input"))
+    for name, (cls, _, _) in HEADS.items():
+        model = cls(config).eval()
+        given = {k: v.view(2, 2, -1) if torch.is_tensor(v) else v for k, v in inputs.items()} if name == "mc" \
+            else inputs
+        seen.clear()
+        with torch.no_grad():
+            model(**given, future_input="reached")
+        (received,) = seen
+        assert received.pop("future_input") == "reached", name
+        passed = {key for key, value in received.items() if value is not None}  # the rest are the defaults, None
+        assert passed == set(given), (name, passed ^ set(given))
+        for key, value in given.items():
+            expected = value.reshape(-1, value.shape[-1]) if name == "mc" and torch.is_tensor(value) else value
+            assert (received[key] == expected).all() if torch.is_tensor(value) else received[key] == value, (name, key)
