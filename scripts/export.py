@@ -15,14 +15,16 @@ length ([batch, choices, seq] for multiple choice) and returns the model's outpu
 `pooler_output` for the encoder, `logits` for most heads). It runs the padded rows with one additive attention mask
 (ALiBi + padding), which exports, instead of the model's unpadding, which does not; outputs equal the PyTorch
 model's, padded rows included. After writing, the exported graph and the PyTorch model run on real SST-2 sentences
-of mixed length and the max difference is printed (trainers/conversion/export.py).
+of mixed length and the max difference is printed (trainers/conversion/export.py; int8:
+trainers/inference/int8_export.py).
 """
 
 import argparse
 from pathlib import Path
 
 from briskbert.trainers.config import warn_renamed
-from briskbert.trainers.conversion.export import FORMATS, export_int8, export_int8_onnx, export_model
+from briskbert.trainers.conversion.export import FORMATS, export_model
+from briskbert.trainers.inference.int8_export import export_int8, export_int8_onnx
 from briskbert.trainers.inference.quantize import METHODS
 
 

@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from briskbert.trainers.evaluation.tasks import TASKS, Task
+from briskbert.trainers.tasks.registry import TASKS, Task
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

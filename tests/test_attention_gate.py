@@ -81,7 +81,7 @@ def test_a_gated_pretraining_run_and_its_outlier_measurement(tmp_path, tiny_bris
     assert json.loads((run / "final" / "config.json").read_text())["attention_gate"] is True
     report = tmp_path / "outliers.json"
     measured = subprocess.run(
-        [sys.executable, "-m", "briskbert.trainers.inference.outliers", str(tiny_briskbert), str(run / "final"),
+        [sys.executable, "-m", "briskbert.trainers.speed.outliers", str(tiny_briskbert), str(run / "final"),
          "--texts", str(REPO / "data" / "corpus" / "en"), "--num-texts", "32", "--output", str(report)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert measured.returncode == 0, measured.stderr[-3000:]

@@ -10,10 +10,14 @@ import tempfile
 from pathlib import Path
 
 import torch
+from briskbert.trainers.measuring import (
+    cpu_has_native_bf16,
+    matmul_peak,
+    segment_lengths,
+    step_flops,
+    stolen_cpu_seconds,
+)
 from launchers import console_script
-
-from briskbert.trainers.speed.throughput import (cpu_has_native_bf16, matmul_peak, segment_lengths, step_flops,
-                                                 stolen_cpu_seconds)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,6 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from torch.testing import assert_close
-
-from briskbert import modeling
 from briskbert.modeling import HEADS, BriskBertConfig, BriskBertForMaskedLM, BriskBertModel
 from briskbert.trainers.conversion.export import (
     INPUT_NAMES,
@@ -25,6 +22,9 @@ from briskbert.trainers.conversion.export import (
     load_briskbert,
     real_batch,
 )
+from torch.testing import assert_close
+
+from briskbert import modeling
 
 ATOL = RTOL = 1e-5
 HEAD_CLASSES = [getattr(modeling, head.name) for head in HEADS]
@@ -246,7 +246,7 @@ def test_onnxruntime_tools_import_in_any_order_and_leave_sys_path_as_it_was():
 
     code = """
 import importlib.util, sys
-from briskbert.trainers.conversion.export import onnxruntime_tools
+from briskbert.trainers.inference.int8_export import onnxruntime_tools
 before = list(sys.path)
 with onnxruntime_tools():
     from onnxruntime.quantization import quantize_dynamic

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from briskbert.trainers.finetuning.loop import finetune, finetune_config, load_for_task
+from briskbert.trainers.tasks.registry import TASKS
 from launchers import accelerate_two_processes, launch_environment
 from task_data import write_task
 from transformers import BertConfig, BertForMaskedLM
-
-from briskbert.trainers.finetuning.loop import finetune, finetune_config, load_for_task
-from briskbert.trainers.evaluation.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 # fast: a few steps of small batches, scored on the first rows
@@ -80,9 +79,8 @@ def test_lora_saves_the_adapter_alone_and_reloads_to_the_same_predictions(tiny_b
 
 def test_adapter_reload_and_merge_give_identical_logits(tiny_briskbert, tmp_path, make_batch, sentences,
                                                         run_fresh_python):
-    from peft import PeftModel
-
     from briskbert.trainers.finetuning.adapters import add_adapter
+    from peft import PeftModel
 
     task = TASKS["sst2"]
     _, model = load_for_task(str(tiny_briskbert), task)
@@ -192,7 +190,7 @@ def test_the_launcher_runs_under_accelerate_on_two_processes(tiny_briskbert, dat
 
 def test_length_grouped_batches_cover_every_example_once_per_epoch_with_little_padding(tiny_briskbert, data_dir,
                                                                                      tmp_path):
-    from briskbert.trainers.evaluation.features import LengthGroupedBatches
+    from briskbert.trainers.tasks.features import LengthGroupedBatches
 
     lengths = [(i * 37) % 101 + 1 for i in range(1000)]
     sampler = LengthGroupedBatches(lengths, batch_size=10, seed=3, window=5)

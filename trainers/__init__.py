@@ -1,14 +1,18 @@
 """What the launchers in scripts/ run, grouped by concern (each launcher parses its config and makes one call here).
+Listed bottom to top: each imports only those above it in this list (tests/test_import_layers.py holds that).
 
-- `config`, `resources`: typed recipes from YAML and the command line; the recipes, card templates and sample
-  data that ship inside the package.
-- `training`, `metrics_log`: what both training loops share (precision, Accelerator, AdamW groups, the log).
+- `resources`, `measuring`, `training`, `metrics_log`: the recipes, templates and samples that ship inside the
+  package; useful FLOPs, MFU and the machine probes; what both training loops share (precision, Accelerator,
+  AdamW groups, the log).
+- `config`: typed recipes from YAML and the command line.
 - `data`: corpus loading, packing, MLM masking, data order, tokenizers.
-- `pretraining`: the MLM pretraining loop, its checkpoints, and the comparison of runs.
-- `finetuning`: the fine-tuning loop and PEFT adapters.
-- `evaluation`: the task registry, features, results tables, the multi-task harness, length extrapolation.
-- `variants`: domain variants built stage by stage.
+- `conversion`: BERT / MosaicBERT checkpoints in; ONNX / torch.export and sentence-transformers folders out.
+- `tasks`: the task registry, features and scoring that fine-tuning and evaluation share.
+- `inference`: int8 (and its export), the ONNX runner, the corpus embedding job, fill-mask.
 - `hub`: model cards and uploads.
-- `conversion`: BERT / MosaicBERT checkpoints in, ONNX / torch.export and sentence-transformers out.
-- `speed`: useful FLOPs, MFU and the side-by-side benchmark.
+- `finetuning`: the fine-tuning loop and PEFT adapters.
+- `evaluation`: the multi-task harness, results tables, spread, feature drift, length extrapolation.
+- `pretraining`: the MLM pretraining loop, its checkpoints, and the comparison of runs.
+- `speed`: the side-by-side benchmarks (a consumer of everything below).
+- `variants`: domain variants built stage by stage.
 """

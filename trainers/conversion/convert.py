@@ -44,9 +44,8 @@ import torch
 from transformers import AutoTokenizer
 from transformers.activations import ACT2FN
 
-from briskbert import modeling
-from briskbert.modeling import HEADS, BriskBertConfig, BriskBertModel
-
+from ... import modeling
+from ...modeling import HEADS, BriskBertConfig, BriskBertModel
 from ..resources import read_sentences
 from .sentence_embeddings import copy_sentence_transformers_modules, find_sentence_transformers_model
 

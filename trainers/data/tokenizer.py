@@ -25,8 +25,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertTokenizer, PreTrainedTokenizerBase, TokenizersBackend
 
-from briskbert.modeling.configuration_briskbert import round_up
-
+from ...modeling.configuration_briskbert import round_up
 from ..resources import data_path
 from .corpus import read_texts
 

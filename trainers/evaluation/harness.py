@@ -31,9 +31,9 @@ from accelerate import PartialState
 
 from ..config import parse_config
 from ..finetuning.loop import finetune, finetune_config, finished_run
+from ..tasks.registry import SUITES, expand_tasks, get_task, has_local_data
 from . import spread
 from .results import aggregate, markdown_table
-from .tasks import SUITES, expand_tasks, get_task, has_local_data
 
 MNLI_INIT_TASKS = ("rte", "mrpc", "stsb")  # MosaicBERT (Portes et al. 2023), following RoBERTa's practice
 SPREADS = ("data_parallel", "runs")

@@ -30,7 +30,7 @@ F1 and accuracy; STS-B: Pearson and Spearman; MNLI: matched and mismatched accur
 import statistics
 from datetime import datetime, timezone
 
-from .tasks import SUITES, get_task, scored_split
+from ..tasks.registry import SUITES, get_task, scored_split
 
 # GLUE tasks left out of the GLUE average, as in the BERT and MosaicBERT papers
 NOT_IN_GLUE_AVERAGE = ("wnli",)

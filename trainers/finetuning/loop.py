@@ -34,12 +34,13 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes, for folders saved without code)
 
 from ..config import parse_config
-from ..evaluation.features import LengthGroupedBatches, build_features, collate, feature_length
-from ..evaluation.scoring import score_splits
-from ..evaluation.tasks import Task, get_task, load_task_data, local_file
 from ..hub.upload import push_folder
+from ..inference.quantize import quantize
 from ..metrics_log import MetricsLog
 from ..resources import recipe_path
+from ..tasks.features import LengthGroupedBatches, build_features, collate, feature_length
+from ..tasks.registry import Task, get_task, load_task_data, local_file
+from ..tasks.scoring import score_splits
 from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
 from .adapters import add_adapter, describe
 
@@ -206,8 +207,6 @@ def finetune(config: FinetuneConfig) -> dict:
         if config.max_steps != 0 or accelerator.device.type != "cpu" or config.peft or config.peft_config:
             raise SystemExit("--int8 scores a trained model on the CPU: pass --max-steps 0, no --peft, no GPU "
                              "(merge an adapter first: briskbert-finetune ... --merge).")
-        from ..inference.quantize import quantize
-
         model = quantize(model, tokenizer=tokenizer)
     revision = getattr(model.config, "_commit_hash", None)
     if config.peft or config.peft_config:

@@ -21,11 +21,10 @@ from pathlib import Path
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from briskbert.modeling.heads import head_for_architecture, head_named
-
+from ...modeling.heads import head_for_architecture, head_named
 from ..data.licenses import DATA_LICENSES, DataLicense
-from ..evaluation.tasks import ALIASES, KIND_HEADS, TASKS
 from ..resources import data_path, templates_folder
+from ..tasks.registry import ALIASES, KIND_HEADS, TASKS
 
 KINDS = ("base", "domain", "finetuned", "adapter")
 # PEFT task_type -> Hub pipeline tag

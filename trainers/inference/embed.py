@@ -23,14 +23,17 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...modeling import BriskBertModel
 from ..conversion.sentence_embeddings import NORMALIZE, POOLING, find_sentence_transformers_model
+from ..measuring import cpu_has_native_bf16
+from .quantize import quantize
 
 INPUT_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 OUTPUT_FORMATS = (".npy", ".parquet")
@@ -112,8 +115,6 @@ def load_encoder(folder: str):
     """(BriskBertModel, tokenizer, pooling mode, normalize) of a saved folder, plain or sentence-transformers."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from briskbert import BriskBertModel
-
     root, modules = find_sentence_transformers_model(Path(folder)) if Path(folder).is_dir() else (folder, None)
     config = AutoConfig.from_pretrained(root)
     if config.model_type != "briskbert":
@@ -190,8 +191,6 @@ class Embedder:
 
 def choose_dtype(config: EmbedConfig, embedder: Embedder, sample_ids: list[list[int]]) -> str:
     """`auto`: the faster of fp32 and bf16 on one batch of the corpus, bf16 only where the CPU runs it natively."""
-    from ..speed.throughput import cpu_has_native_bf16
-
     native_bf16 = (torch.cuda.is_bf16_supported() if next(embedder.model.parameters()).is_cuda
                    else cpu_has_native_bf16())
     if config.dtype == "bf16" and not native_bf16:
@@ -272,8 +271,6 @@ def embed_corpus(config: EmbedConfig) -> dict:
     model, tokenizer, pooling, folder_normalizes = load_encoder(config.model)
     embedder = Embedder(model, tokenizer, pooling, folder_normalizes or config.normalize, "fp32", config.max_seq_length)
     if config.dtype == "int8":  # fbgemm's kernels: the CPU
-        from .quantize import quantize
-
         embedder.model = quantize(model, tokenizer=tokenizer, texts=texts[:256])
     else:  # each process on its own device: its GPU under accelerate launch, else the CPU
         model.to(state.device)

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ... import modeling
 from ..resources import read_sentences
 
 INT8_CONFIG_KEY = "briskbert_int8"  # config.json entry of a saved int8 model: the recipe it was quantized with
@@ -299,15 +300,13 @@ def load_quantized(folder: str | Path):
     """The int8 model `save_quantized` wrote, ready for CPU inference."""
     from transformers import AutoConfig
 
-    import briskbert
-
     config = AutoConfig.from_pretrained(folder)
     recipe = getattr(config, INT8_CONFIG_KEY, None)
     if not recipe:
         raise ValueError(f"{folder} holds no int8 BriskBERT (no {INT8_CONFIG_KEY} in its config.json): load it "
                          f"with from_pretrained, then briskbert.quantize(model).")
     architecture = (config.architectures or ["BriskBertModel"])[0]
-    model = getattr(briskbert, architecture)(config)
+    model = getattr(modeling, architecture)(config)
     for name, num_outliers in recipe["layout"].items():
         linear = model.get_submodule(name)
         parent, _, leaf = name.rpartition(".")

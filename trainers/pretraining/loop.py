@@ -27,16 +27,15 @@ from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from briskbert.modeling import PRESETS
-
+from ...modeling import PRESETS
 from ..data.corpus import load_corpus, tokenize_and_pack
 from ..data.masking import MLMMasking
 from ..data.packing import block_diagonal_inputs, collate_rows, packing_efficiency
 from ..data.sampling import ShardedBatchSampler
 from ..hub.upload import push_folder
+from ..measuring import matmul_peak, segment_lengths, step_flops
 from ..metrics_log import MetricsLog
 from ..resources import data_path
-from ..speed.throughput import matmul_peak, segment_lengths, step_flops
 from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
 from .checkpointing import load_latest_checkpoint, save_checkpoint
 from .models import MODEL_TYPES, build_tokenizer_and_model, head_parameter_names

@@ -5,8 +5,7 @@ from itertools import islice
 
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
-from briskbert.modeling import PRESETS, BriskBertConfig, BriskBertForMaskedLM
-
+from ...modeling import PRESETS, BriskBertConfig, BriskBertForMaskedLM
 from ..data.tokenizer import extend_tokenizer, grow_embeddings
 from ..resources import data_path
 

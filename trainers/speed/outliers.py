@@ -7,7 +7,7 @@ For each pretrained model (a folder with an MLM head), on the same held-out text
 - the MLM loss of the fp32 model and of its W8A8 copy (`quantize(method="dynamic")`: int8 weights per row, int8
   activations per tensor, no smoothing or fp32 channels).
 
-    python -m briskbert.trainers.inference.outliers runs/gate-off/final runs/gate-on/final \\
+    python -m briskbert.trainers.speed.outliers runs/gate-off/final runs/gate-on/final \\
         --texts data/corpus/en --output docs/attention-gate.json
 """
 
@@ -20,8 +20,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from ..data.corpus import read_texts
 from ..data.masking import MLMMasking
-from ..speed.int8_methods import activation_statistics
-from .quantize import ROLES, quantize
+from ..inference.quantize import ROLES, quantize
+from .int8_methods import activation_statistics
 
 
 def masked_batches(tokenizer, texts: list[str], batch_size: int = 16, max_length: int = 128, seed: int = 0):

@@ -1,4 +1,5 @@
-"""Honest speed numbers: useful FLOPs per step, and model FLOPs utilisation against a measured matmul peak.
+"""Honest speed numbers: useful FLOPs per step, model FLOPs utilisation against a measured matmul peak, and the one
+interleaved timing loop every benchmark uses (with the CPU steal of a shared machine beside each time).
 
 "Useful" counts only what the work needs, whatever the model actually computes: real tokens (no padding),
 attention inside each sequence or packed segment (not across the row), and the MLM decoder on masked
@@ -6,7 +7,10 @@ tokens only. A padded model that computes more gets no credit for it, so MFU com
 """
 
 import os
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +65,44 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX); without it bf16 matmuls are emulated and
     run several times slower than fp32, so bf16 figures from such a CPU say little about bf16 hardware."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@dataclass
+class Timings:
+    """One contender's repetitions: wall seconds each, and the CPU seconds stolen by other tenants meanwhile."""
+
+    seconds: list[float] = field(default_factory=list)
+    stolen: list[float] = field(default_factory=list)  # empty where the kernel has no steal counter
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def steal_fraction(self, cpus: int) -> float | None:
+        """The share of the machine's CPU time that went to other tenants while this contender ran."""
+        return sum(self.stolen) / (sum(self.seconds) * cpus) if self.stolen else None
+
+
+def time_interleaved(contenders: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None] = lambda: None,
+                     after_round: Callable[[], None] | None = None) -> dict[str, Timings]:
+    """Time each contender's call `repeats` times, one repetition of each in turn, so that a drift in the machine's
+    speed (another tenant, thermal state) hits every contender alike; report the median, never one run. `sync`
+    waits for queued device work (CUDA), before the clock starts and before it stops. `after_round` runs between
+    rounds, outside the timed part. Warm-up is the caller's: what it needs (compiling, allocating) differs."""
+    timings = {name: Timings() for name in contenders}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            sync()
+            stolen_before = stolen_cpu_seconds()
+            start = time.perf_counter()
+            run()
+            sync()
+            timings[name].seconds.append(time.perf_counter() - start)
+            if stolen_before is not None:
+                timings[name].stolen.append(stolen_cpu_seconds() - stolen_before)
+        if after_round is not None:
+            after_round()
+    return timings
 
 
 def stolen_cpu_seconds() -> float | None:

@@ -25,9 +25,8 @@ from pathlib import Path
 import datasets
 import yaml
 
-from briskbert.metrics import MODULES as METRIC_MODULES
-from briskbert.modeling.heads import Head, head_named
-
+from ...metrics import MODULES as METRIC_MODULES
+from ...modeling.heads import Head, head_named
 from ..data.licenses import DataLicense
 from ..resources import RECIPES, package_folder
 

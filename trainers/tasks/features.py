@@ -16,7 +16,7 @@ Features are plain dicts; `collate` pads them. Keys starting with "_" are bookke
 import numpy as np
 import torch
 
-from .tasks import Task
+from .registry import Task
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
 
