@@ -111,7 +111,7 @@ class SdpaAttention:
 
     def __call__(self, qkv, scale, dropout_p, output_attentions=False):
         if qkv.device.type == "cpu" and qkv.dtype == torch.bfloat16 and qkv.requires_grad:
-            # torch's CPU flash-attention backward is ~4x slower in bf16 than in fp32 on GLUE-length runs
+            # torch's CPU flash-attention backward is several times slower in bf16 than in fp32 on GLUE-length runs
             # (measured, torch 2.13); attention is a small share of the FLOPs, so train it in fp32 here
             with torch.autocast("cpu", enabled=False):
                 return self._attend(qkv.float(), scale, dropout_p).to(qkv.dtype), None

@@ -1,14 +1,14 @@
 """CPU-inference tunings of the forward pass, kept here so the model file reads as the math; a reader may skip this.
 
 Each function computes what the plain expression in its docstring computes, and takes its faster path only where no
-autograd graph is being built (so training, and any gradient a user asks for, see the plain expression). Measured
-at the small preset on 2 CPU cores with paired A/B runs of the whole model (scripts/benchmark.py's batches):
+autograd graph is being built (so training, and any gradient a user asks for, see the plain expression). Each was
+kept because paired A/B runs of the whole model measured it faster (the figures are in the project's docs/speed.md,
+"Tunings measured behind the code"):
 - the in-place residual add and gating: one [tokens, hidden] and one [tokens, intermediate] buffer less per block,
-  +2.5% inference throughput, the same bits;
-- the GLU input projection as two half-width matmuls: MKL writes one [tokens, 2 * intermediate] output ~10% slower
-  than two contiguous halves, and it is the model's biggest matmul; 0.98x the time for the whole model, equal to
-  rounding (the halves are summed in another order). briskbert's int8 Linear computes its own halves the same way
-  (fbgemm's int8 matmul gains more from it: 0.73x the projection's time, +12% for the int8 model).
+  the same bits;
+- the GLU input projection as two half-width matmuls: MKL writes one [tokens, 2 * intermediate] output slower than
+  two contiguous halves, and it is the model's biggest matmul; equal to rounding (the halves are summed in another
+  order). briskbert's int8 Linear computes its own halves the same way, and gains more from it.
 """
 
 import torch

@@ -45,8 +45,8 @@ def step_flops(hidden_size: int, intermediate_size: int, num_layers: int, vocab_
 
 def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
     """Best FLOP/s of a square nn.Linear-shaped matmul (x @ W^T) on this device: the roof that MFU is measured
-    against. Linear's layout, not `a @ b`: on a CPU without native bf16 a bf16 `a @ b` takes a far slower path
-    than Linear does (measured at 1024: 2.3 s vs 0.12 s; at 2048 `a @ b` took 53 s), which is no roof for a model."""
+    against. Linear's layout, not `a @ b`: on a CPU without native bf16 a bf16 `a @ b` takes a path an order of
+    magnitude slower than Linear's (docs/speed.md, "Tunings measured behind the code"), which is no roof for a model."""
     x = torch.randn(size, size, device=device, dtype=dtype)
     weight = torch.randn(size, size, device=device, dtype=dtype)
     best = float("inf")

@@ -40,8 +40,7 @@ OUTPUT_FORMATS = (".npy", ".parquet")
 DTYPES = ("auto", "fp32", "bf16", "int8")
 MANIFEST = "manifest.json"
 # default padded tokens per batch, by device type: on a CPU, batches whose activations stay in cache run fastest
-# (all-MiniLM-L6-v2 over 3,008 GLUE sentences, 2 cores: 1024 took 3.1-3.7 s in int8 against 4.3-7.1 s at 16384,
-# and 6.6-7.3 s against 7.6-7.9 s in fp32); a GPU needs large batches to fill it
+# (measured in fp32 and int8: docs/speed.md, "Tunings measured behind the code"); a GPU needs large batches to fill it
 TOKEN_BUDGETS = {"cpu": 1024, "cuda": 16384}
 
 

@@ -4,7 +4,7 @@
     hidden = encoder(input_ids, attention_mask)           # torch tensors in, the graph's first output out, padded
 
 The exported graph computes on the padded rows it is given, so a batch of mixed lengths would pay for its padding in
-every layer (77% of the work on mixed GLUE batches). The encoder therefore sorts the rows by length and runs them as
+every layer (most of the work, on mixed GLUE batches: docs/speed.md). The encoder therefore sorts the rows by length and runs them as
 micro-batches, each trimmed to its own longest row, as serving systems batch. Where to cut is a trade: every cut
 saves padding and costs one more session call. `length_groups` picks the cuts that minimise padded tokens plus
 one call's overhead (measured once per session, in tokens' worth of work) per micro-batch, so a batch of 32 mixed

@@ -5,9 +5,9 @@
     int8 = briskbert.load_quantized("out/")
 
 Every Linear of the encoder layers becomes an `Int8Linear`: int8 weights (one scale per output row), activations
-quantized per call by fbgemm's dynamic kernels. Plain dynamic int8 loses too much on real BERTs (0.82 min cosine on
-all-MiniLM-L6-v2 embeddings): a few input channels carry activations 10-30x the others, so one per-tensor scale
-leaves the rest a handful of levels. Two measured remedies (docs/int8.md has the table) fix it:
+quantized per call by fbgemm's dynamic kernels. Plain dynamic int8 loses too much on real BERTs (docs/int8.md): a
+few input channels carry activations an order of magnitude above the others, so one per-tensor scale leaves the rest
+a handful of levels. Two measured remedies (docs/int8.md has the table) fix it:
 - SmoothQuant: divide each input channel by s_j = amax_j^alpha / wmax_j^(1-alpha) and multiply the weight's column
   by it (the product is unchanged), moving the outliers' range into the weights, which int8 holds per row;
 - outlier channels: the ~2% of input channels with the largest calibrated range stay fp32 (LLM.int8()'s
@@ -138,8 +138,8 @@ class Int8Linear(nn.Module):
 
     def forward_halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """forward(x).chunk(2, -1), the GLU's gate and value, as two half-width int8 matmuls that each write a
-        contiguous output. fbgemm writes two [tokens, out/2] outputs faster than one [tokens, out]: 0.73x the time
-        of the GLU input projection with its outlier matmuls, at the small preset (2 cores, VNNI)."""
+        contiguous output. fbgemm writes two [tokens, out/2] outputs faster than one [tokens, out] (docs/speed.md,
+        "Tunings measured behind the code")."""
         scaled, outliers = self._inputs(x)
         half = self.out_features // 2
         return tuple(self._matmul(scaled, outliers, rows).reshape(*x.shape[:-1], half)
@@ -151,13 +151,13 @@ class Int8Linear(nn.Module):
             raise RuntimeError("Int8Linear runs on the CPU (fbgemm's int8 kernels); keep the int8 model on the CPU.")
         flat = x.reshape(-1, self.in_features).float()
         scaled = flat if self.input_scale is None else flat * self.input_scale
-        # index_select rather than flat[:, index]: measured ~5% of the int8 model
+        # index_select rather than flat[:, index]: the faster gather, measured on the whole int8 model
         outliers = None if self.outlier_index is None else flat.index_select(1, self.outlier_index)
         return scaled, outliers
 
     def _matmul(self, scaled, outliers, rows: slice) -> torch.Tensor:
         y = torch.ops.quantized.linear_dynamic(scaled, self.packed(rows), reduce_range=int16_pairs())
-        if outliers is not None:  # in place rather than a fresh sum: measured ~5% of the int8 model
+        if outliers is not None:  # in place rather than a fresh sum: one [tokens, out] buffer less per call
             y.addmm_(outliers, self.outlier_weight[rows].t())
         return y
 
@@ -170,7 +170,7 @@ class Int8Linear(nn.Module):
 def int16_pairs() -> bool:
     """Whether fbgemm's int8 matmul adds products in int16 pairs here (AVX2 or AVX-512 without VNNI), where 8-bit
     activations could saturate: such CPUs quantize activations to 7 bits (reduce_range). VNNI accumulates in int32,
-    so there activations keep all 8 bits; measured on the real MiniLM's embeddings, min cosine 0.9904 -> 0.9970."""
+    so there activations keep all 8 bits, which measured more accurate on the real MiniLM's embeddings (docs/int8.md)."""
     has_vnni = getattr(torch.cpu, "_is_vnni_supported", None)
     return not (has_vnni is not None and has_vnni())
 
