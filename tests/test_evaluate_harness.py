@@ -207,3 +207,29 @@ def test_spread_deals_round_robin_with_waiting_runs_last_and_strips_the_launcher
     assert child_env(launched, 1, ["4", "5"])["CUDA_VISIBLE_DEVICES"] == "5"
     with pytest.raises(SystemExit, match="LOCAL_RANK 2 has no GPU"):
         child_env(launched, 2, ["4", "5"])
+
+
+@pytest.mark.parametrize("task, flags", [
+    ("sst2", []),
+    ("rte", ["--learning-rate", "2e-5", "--num-train-epochs", "2", "--group-by-length", "true"]),
+    ("mnli", ["--config", "tasks/squad", "--batch-size", "8"]),  # another task's protocol, then a flag
+    ("ncbi_disease", ["--learning_rate=3e-5", "--seed", "7"]),  # a flag equal to nothing the harness sets
+])
+def test_the_harness_builds_each_run_config_as_briskbert_finetune_reads_the_same_flags(task, flags, tmp_path):
+    """The harness builds every run's FinetuneConfig itself (the task's protocol, its settings, the flags after
+    `--`) and never a command line; the config equals what `briskbert-finetune` makes of the command line the
+    harness used to build, so users' flags mean what they meant."""
+    from briskbert.trainers.evaluation.harness import EvaluateConfig, run_config
+    from briskbert.trainers.finetuning.loop import FinetuneConfig, finetune_config
+
+    config = EvaluateConfig(model="my-model", tasks=task, data_dir="data", max_train_samples=32, max_eval_samples=40,
+                            max_steps=5, peft="lora", mnli_init=True)
+    run, source = run_config(config, tmp_path, task, 43, flags)
+    model = str(tmp_path / "mnli" / "seed43" / "final") if task == "rte" else "my-model"
+    argv = ["--model", model, "--task", task, "--output-dir", str(tmp_path / task / "seed43"), "--seed", "43",
+            "--max-train-samples", "32", "--max-eval-samples", "40", "--data-dir", "data", "--max-steps", "5",
+            "--peft", "lora", *(["--merge"] if task == "mnli" else [])]
+    assert run == finetune_config(argv + flags)
+    assert source == ("mnli" if task == "rte" else None)
+    assert FinetuneConfig.for_task(task, model="m").learning_rate == finetune_config(
+        ["--model", "m", "--task", task]).learning_rate  # the task's own protocol, with no command line at all

@@ -47,6 +47,22 @@ def parse_config(config_class: type[T], argv: list[str] | None = None, defaults:
     return config
 
 
+def raise_problems(kind: str, problems: list[str]) -> None:
+    """How every launcher config reports what is wrong with it, from its `__post_init__`: all problems at once, each
+    naming its field, as one SystemExit (a command line or a recipe gets a message, not a traceback)."""
+    if problems:
+        raise SystemExit(f"Invalid {kind} config:\n  - " + "\n  - ".join(problems))
+
+
+def given_fields(config_class: type, argv: list[str]) -> dict:
+    """Only the fields `argv` sets, typed as the command line types them: for a launcher that forwards a user's
+    flags into configs it builds itself (a flag equal to a default still counts: it was asked for)."""
+    parser = HfArgumentParser(config_class)
+    for action in parser._actions:
+        action.default, action.required = argparse.SUPPRESS, False
+    return vars(parser.parse_args(renamed_flags(list(argv), config_class)))
+
+
 def load_recipe(path: Path, config_class: type) -> dict:
     """The recipe's fields, checked against `config_class`: every key a field, every value of the field's type."""
     if not path.is_file():

@@ -20,17 +20,21 @@ Writes the JSON (schema in results.py), the markdown table next to it (.md) and 
 <output stem>_runs/<task>/seed<k>/.
 """
 
+import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from accelerate import PartialState
 
-from ..config import parse_config
-from ..finetuning.loop import finetune, finetune_config, finished_run
+from ..config import given_fields, load_recipe, parse_config, raise_problems
+from ..finetuning.loop import FinetuneConfig, finetune, finetune_defaults, finished_run
+from ..resources import recipe_path
 from ..tasks.registry import SUITES, expand_tasks, get_task, has_local_data
 from . import spread
 from .results import aggregate, markdown_table
@@ -60,6 +64,14 @@ class EvaluateConfig:
     # instead of run again, so an interrupted evaluation goes on where it stopped
     reuse_finished: bool = True
 
+    def __post_init__(self):
+        problems = [] if self.model else ["--model is required (a folder or hub id)"]
+        if self.seeds < 1:
+            problems.append(f"--seeds must be at least 1, got {self.seeds}")
+        if self.spread not in SPREADS:
+            problems.append(f"--spread must be one of {SPREADS}, got {self.spread!r}")
+        raise_problems("evaluation", problems)
+
 
 def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
     """Tasks to run, in order, and the suite members skipped for want of local data."""
@@ -76,31 +88,37 @@ def plan(config: EvaluateConfig) -> tuple[list[str], dict[str, str]]:
     return names, skipped
 
 
-def finetune_args(config: EvaluateConfig, work: Path, name: str, seed: int) -> tuple[list[str], str | None]:
-    """briskbert-finetune's arguments for one (task, seed) run, and the task its model comes from (or None)."""
+def run_config(config: EvaluateConfig, work: Path, name: str, seed: int,
+               passthrough: list[str] = ()) -> tuple[FinetuneConfig, str | None]:
+    """One (task, seed) run's FinetuneConfig, and the task its model comes from (or None): the task's protocol, then
+    the harness's settings, then the flags after `--`, exactly as briskbert-finetune would read those flags."""
     model, init_from = config.model, None
     if config.mnli_init and name in MNLI_INIT_TASKS:
         model, init_from = str(work / "mnli" / f"seed{seed}" / "final"), "mnli"
-    args = ["--model", model, "--task", name, "--output-dir", str(work / name / f"seed{seed}"),
-            "--seed", str(seed), "--max-train-samples", str(config.max_train_samples),
-            "--max-eval-samples", str(config.max_eval_samples)]
+    settings = {"model": model, "output_dir": str(work / name / f"seed{seed}"), "seed": seed,
+                "max_train_samples": config.max_train_samples, "max_eval_samples": config.max_eval_samples}
     if config.data_dir is not None:
-        args += ["--data-dir", config.data_dir]
+        settings["data_dir"] = config.data_dir
     if config.max_steps >= 0:
-        args += ["--max-steps", str(config.max_steps)]
+        settings["max_steps"] = config.max_steps
     if config.peft:
-        args += ["--peft", config.peft]
+        settings["peft"] = config.peft
         if config.mnli_init and name == "mnli":
-            args += ["--merge"]  # the next tasks start from a plain model
-    return args, init_from
+            settings["merge"] = True  # the next tasks start from a plain model
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, flags = pre.parse_known_args(list(passthrough))
+    defaults, _ = finetune_defaults(name, known.config)
+    if defaults is None and known.config is not None:  # a plain recipe replaces the task's protocol
+        defaults = load_recipe(recipe_path(known.config), FinetuneConfig)
+    return FinetuneConfig.for_task(name, defaults, **{**settings, **given_fields(FinetuneConfig, flags)}), init_from
 
 
-def reusable(config: EvaluateConfig, finetune_argv: list[str], label: str, waits_on_a_rerun: bool = False):
+def reusable(config: EvaluateConfig, run: FinetuneConfig, label: str, waits_on_a_rerun: bool = False):
     """The results of this (task, seed) run when it finished earlier with the same settings and model weights (and
     the run it starts from is not being run again), else None."""
     if not config.reuse_finished or waits_on_a_rerun:
         return None
-    run = finetune_config(finetune_argv)
     results = finished_run(run)
     if results is not None:
         print(f"=== {label}: finished earlier with the same model weights and settings, reused "
@@ -112,14 +130,7 @@ def evaluate_config(argv: list[str] | None = None) -> tuple[EvaluateConfig, list
     """(the harness's config, the flags after `--` that go to every fine-tuning run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, passthrough = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    config = parse_config(EvaluateConfig, own)
-    if not config.model:
-        raise SystemExit("--model is required (a folder or hub id).")
-    if config.seeds < 1:
-        raise SystemExit(f"--seeds must be at least 1, got {config.seeds}.")
-    if config.spread not in SPREADS:
-        raise SystemExit(f"--spread must be one of {SPREADS}, got {config.spread!r}.")
-    return config, passthrough
+    return parse_config(EvaluateConfig, own), passthrough
 
 
 def evaluate_model(config: EvaluateConfig, passthrough: list[str] = ()) -> dict:
@@ -134,16 +145,23 @@ def evaluate_model(config: EvaluateConfig, passthrough: list[str] = ()) -> dict:
         planned, reused = [], {}
         for name in names:
             for seed in seeds:
-                args, source = finetune_args(config, work, name, seed)
+                run, source = run_config(config, work, name, seed, passthrough)
                 if source:
                     init_from[name] = source
-                earlier = reusable(config, args + passthrough, f"{name}, seed {seed}",
+                earlier = reusable(config, run, f"{name}, seed {seed}",
                                    waits_on_a_rerun=bool(source) and f"{source}/seed{seed}" not in reused)
                 if earlier is not None:
                     reused[f"{name}/seed{seed}"] = earlier
                     continue
+                # the child reads this same config back from a recipe of every field, kept beside its run folder
+                # (written whole, then renamed: every process writes it, and another one's child may be reading it)
+                recipe = work / name / f"seed{seed}.finetune.yaml"
+                recipe.parent.mkdir(parents=True, exist_ok=True)
+                partial_file = recipe.with_suffix(f".{os.getpid()}.part")
+                partial_file.write_text(yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
+                os.replace(partial_file, recipe)
                 planned.append(spread.Run(f"{name}/seed{seed}", f"{name} seed {seed}",
-                                          [sys.executable, "-m", FINETUNE_MODULE, *args, *passthrough],
+                                          [sys.executable, "-m", FINETUNE_MODULE, "--config", str(recipe)],
                                           work / name / f"seed{seed}",
                                           after=(f"{source}/seed{seed}",) if source else ()))
         planned = [dataclasses.replace(run, after=tuple(key for key in run.after if key not in reused))
@@ -165,13 +183,13 @@ def evaluate_model(config: EvaluateConfig, passthrough: list[str] = ()) -> dict:
         state = PartialState()
         for name in names:
             for seed in seeds:
-                args, source = finetune_args(config, work, name, seed)
+                run, source = run_config(config, work, name, seed, passthrough)
                 if source:
                     init_from[name] = source
-                earlier = reusable(config, args + passthrough, f"{name}, seed {seed}")
+                earlier = reusable(config, run, f"{name}, seed {seed}")
                 if earlier is None:
                     state.print(f"=== {name}, seed {seed}")
-                runs.setdefault(name, []).append(earlier or finetune(finetune_config(args + passthrough)))
+                runs.setdefault(name, []).append(earlier or finetune(run))
         is_main = state.is_main_process
         placement = {"mode": "data_parallel", "processes": state.num_processes}
     results = aggregate(config.model, runs, seeds, skipped, time.perf_counter() - start, init_from)

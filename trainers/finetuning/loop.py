@@ -33,7 +33,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes, for folders saved without code)
 
-from ..config import parse_config
+from ..config import check_fields, parse_config, raise_problems
 from ..hub.upload import push_folder
 from ..inference.quantize import quantize
 from ..metrics_log import MetricsLog
@@ -85,6 +85,45 @@ class FinetuneConfig:
     push_to_hub: str | None = None  # org/name: publish final/ (model or adapter) with a generated card at the end
     push_base_model: str | None = None  # the base model's hub id for the card, when --model was a local folder
 
+    def __post_init__(self):
+        problems = check_precision(self.mixed_precision)
+        if not self.model:
+            problems.append("--model is required (a folder or hub id)")
+        if not self.task:
+            problems.append("--task is required (e.g. sst2, mrpc, conll2003, squad)")
+        if self.peft not in (None, "lora"):
+            problems.append(f"--peft must be 'lora' (other methods: --peft-config file.json), got {self.peft!r}")
+        if self.merge and not (self.peft or self.peft_config):
+            problems.append("--merge merges an adapter: add --peft lora or --peft-config")
+        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_seq_length", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        raise_problems("fine-tuning", problems)
+        get_task(self.task)  # an unknown task stops here, listing the registry's
+
+    @classmethod
+    def for_task(cls, task: str, defaults: dict | None = None, **overrides) -> "FinetuneConfig":
+        """The task's fine-tuning protocol (its YAML's `finetune:` section, or `defaults` in its place), then
+        `overrides`: what the command line gives, without a command line."""
+        defaults = get_task(task).finetune if defaults is None else defaults
+        return cls(task=task, **{**check_fields(defaults, cls, f"The fine-tuning defaults of task {task!r}"),
+                                 **check_fields(overrides, cls, "FinetuneConfig.for_task")})
+
+
+def finetune_defaults(task: str, config: str | None) -> tuple[dict | None, str]:
+    """The defaults a run's flags go on top of, and where they come from: `--config`'s recipe when it is a task file
+    (`--config tasks/mrpc`: another task's protocol), else the task's own `finetune:` section (None: a plain recipe,
+    which parse_config reads itself)."""
+    if config is not None:
+        path = recipe_path(config)
+        recipe = yaml.safe_load(path.read_text())
+        if isinstance(recipe, dict) and "kind" in recipe and "finetune" in recipe:  # a task file
+            return recipe["finetune"], f"The `finetune:` section of {path}"
+        return None, ""
+    if task:
+        return get_task(task).finetune, f"The fine-tuning defaults of task {task!r}"
+    return None, ""
+
 
 def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
     """Dataclass defaults < the task's `finetune:` defaults (or, replacing them, --config) < command line. A --config
@@ -94,32 +133,10 @@ def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
     pre.add_argument("--task", default="")
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)
-    defaults, defaults_from = None, ""
-    if known.task:
-        defaults, defaults_from = get_task(known.task).finetune, f"The fine-tuning defaults of task {known.task!r}"
-    if known.config is not None:
-        path = recipe_path(known.config)
-        recipe = yaml.safe_load(path.read_text())
-        if isinstance(recipe, dict) and "kind" in recipe and "finetune" in recipe:  # a task file
-            defaults, defaults_from = recipe["finetune"], f"The `finetune:` section of {path}"
-            argv = without_option(argv, "--config")
-    config = parse_config(FinetuneConfig, argv, defaults=defaults, defaults_from=defaults_from)
-    problems = check_precision(config.mixed_precision)
-    if not config.model:
-        problems.append("--model is required (a folder or hub id)")
-    if not config.task:
-        problems.append("--task is required (e.g. sst2, mrpc, conll2003, squad)")
-    if config.peft not in (None, "lora"):
-        problems.append(f"--peft must be 'lora' (other methods: --peft-config file.json), got {config.peft!r}")
-    if config.merge and not (config.peft or config.peft_config):
-        problems.append("--merge merges an adapter: add --peft lora or --peft-config")
-    for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_seq_length", "log_every"):
-        if getattr(config, name) < 1:
-            problems.append(f"{name} must be at least 1, got {getattr(config, name)}")
-    if problems:
-        raise SystemExit("Invalid fine-tuning config:\n  - " + "\n  - ".join(problems))
-    get_task(config.task)
-    return config
+    defaults, defaults_from = finetune_defaults(known.task, known.config)
+    if defaults is not None and known.config is not None:  # a task file: its section is the defaults
+        argv = without_option(argv, "--config")
+    return parse_config(FinetuneConfig, argv, defaults=defaults, defaults_from=defaults_from)
 
 
 def without_option(argv: list[str], option: str) -> list[str]:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ...modeling import BriskBertModel
+from ..config import raise_problems
 from ..conversion.sentence_embeddings import NORMALIZE, POOLING, find_sentence_transformers_model
 from ..measuring import cpu_has_native_bf16
 from .quantize import quantize
@@ -61,8 +62,12 @@ class EmbedConfig:
     threads: int | None = None  # torch threads (default: torch's choice)
     progress: bool = True  # a progress bar with tokens/s
 
+    def __post_init__(self):
+        check(self)
+
 
 def check(config: EmbedConfig) -> None:
+    """Stops, naming every problem, on a config that cannot run (the config's `__post_init__` calls it)."""
     problems = []
     if config.dtype not in DTYPES:
         problems.append(f"dtype must be one of {DTYPES}, got {config.dtype!r}")
@@ -73,8 +78,7 @@ def check(config: EmbedConfig) -> None:
             problems.append(f"{name} must be positive, got {getattr(config, name)}")
     if config.token_budget is not None and config.token_budget < config.max_seq_length:
         problems.append(f"token_budget ({config.token_budget}) must hold one row of max_seq_length ({config.max_seq_length})")
-    if problems:
-        raise SystemExit("Invalid embed config:\n  - " + "\n  - ".join(problems))
+    raise_problems("embed", problems)
 
 
 def read_texts(config: EmbedConfig) -> list[str]:
@@ -260,7 +264,6 @@ def embed_corpus(config: EmbedConfig) -> dict:
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
-    check(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     # cpu=True without a GPU: the processes `accelerate launch` starts join a gloo group instead of each running alone

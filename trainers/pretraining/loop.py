@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ...modeling import PRESETS
+from ..config import raise_problems
 from ..data.corpus import load_corpus, tokenize_and_pack
 from ..data.masking import MLMMasking
 from ..data.packing import block_diagonal_inputs, collate_rows, packing_efficiency
@@ -96,8 +97,12 @@ class PretrainConfig:
     peak_tflops: float = 0.0  # 0: measure this device's matmul peak for MFU
     push_to_hub: str | None = None  # org/name: publish final/ with a generated model card when training ends
 
+    def __post_init__(self):
+        check(self)
+
 
 def check(config: PretrainConfig) -> None:
+    """Stops, naming every problem, on a config that cannot run (the config's `__post_init__` calls it)."""
     problems = check_precision(config.mixed_precision)
     if config.model_type not in MODEL_TYPES:
         problems.append(f"model_type must be one of {MODEL_TYPES}, got {config.model_type!r}")
@@ -120,8 +125,7 @@ def check(config: PretrainConfig) -> None:
                  "save_every", "max_seq_length"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be at least 1, got {getattr(config, name)}")
-    if problems:
-        raise SystemExit("Invalid pretraining config:\n  - " + "\n  - ".join(problems))
+    raise_problems("pretraining", problems)
 
 
 @dataclass
@@ -146,7 +150,6 @@ class LogWindow:
 
 
 def pretrain(config: PretrainConfig) -> dict:
-    check(config)
     output = Path(config.output_dir)
     precision = resolve_precision(config.mixed_precision)
     # the frozen encoder of a head warm-up leaves parameters without gradients, which DDP must be told about

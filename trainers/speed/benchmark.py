@@ -38,6 +38,7 @@ from typing import ClassVar
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
+from ..config import raise_problems
 from ..measuring import cpu_has_native_bf16, matmul_peak, time_interleaved
 from ..resources import data_path
 from .contenders import (
@@ -87,8 +88,12 @@ class BenchmarkConfig:
     no_memory: bool = False  # skip the per-contender memory subprocesses
     output: str | None = None  # JSON results (default outputs/benchmark[_minilm].json)
 
+    def __post_init__(self):
+        check(self)
+
 
 def check(config: BenchmarkConfig) -> None:
+    """Stops, naming every problem, on a config that cannot run (the config's `__post_init__` calls it)."""
     problems = []
     for name, allowed in (("device", ("cpu", "cuda")), ("compare", ("architectures", "minilm", "int8", "embed"))):
         if getattr(config, name) not in allowed:
@@ -97,8 +102,7 @@ def check(config: BenchmarkConfig) -> None:
         unknown = sorted(set(getattr(config, name).split(",")) - set(allowed))
         if unknown:
             problems.append(f"{name} takes a comma list of {allowed}, got {unknown}")
-    if problems:
-        raise SystemExit("Invalid benchmark config:\n  - " + "\n  - ".join(problems))
+    raise_problems("benchmark", problems)
 
 
 def run_benchmark(args: BenchmarkConfig) -> dict:
@@ -107,7 +111,6 @@ def run_benchmark(args: BenchmarkConfig) -> dict:
     # Denormal floats (tiny softmax gradients over a 30k vocabulary, AdamW moments) fall off the fast path
     # of x86 math units and slowed BERT's training step several-fold here; flush them for every contender.
     torch.set_flush_denormal(True)
-    check(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda was asked for, but torch sees no CUDA device.")
     if args.threads:
