@@ -107,7 +107,7 @@ def time_interleaved(contenders: dict[str, Callable[[], object]], repeats: int, 
 
 def stolen_cpu_seconds() -> float | None:
     """CPU time the hypervisor gave to other tenants so far (steal, summed over this machine's CPUs), from Linux's
-    /proc/stat; None where it is not available. On a shared VM it is what makes one repetition run 2x another."""
+    /proc/stat; None where it is not available. On a shared VM it is what makes one repetition run far slower than another."""
     try:
         with open("/proc/stat") as handle:
             fields = handle.readline().split()

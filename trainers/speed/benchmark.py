@@ -77,7 +77,7 @@ class BenchmarkConfig:
     # names them all)
     baselines: str = "bert,modernbert"
     data_dir: str | None = None  # a folder laid out like data/ (default: ./data, else the bundled samples)
-    # tasks whose validation sentences are shuffled together; default sst2 (~67% padding at batch 32), with
+    # tasks whose validation sentences are shuffled together; default sst2 (mostly padding at batch 32), with
     # compare=minilm all of cola,sst2,mrpc,stsb,rte
     tasks: str | None = None
     # architectures: BriskBERT vs BertModel vs ModernBertModel at equal shapes; minilm: the real all-MiniLM-L6-v2
