@@ -32,9 +32,8 @@ from pathlib import Path
 import yaml
 from accelerate import PartialState
 
-from ..config import given_fields, load_recipe, parse_config, raise_problems
+from ..config import given_fields, parse_config, raise_problems
 from ..finetuning.loop import FinetuneConfig, finetune, finetune_defaults, finished_run
-from ..resources import recipe_path
 from ..tasks.registry import SUITES, expand_tasks, get_task, has_local_data
 from . import spread
 from .results import aggregate, markdown_table
@@ -109,8 +108,6 @@ def run_config(config: EvaluateConfig, work: Path, name: str, seed: int,
     pre.add_argument("--config", default=None)
     known, flags = pre.parse_known_args(list(passthrough))
     defaults, _ = finetune_defaults(name, known.config)
-    if defaults is None and known.config is not None:  # a plain recipe replaces the task's protocol
-        defaults = load_recipe(recipe_path(known.config), FinetuneConfig)
     return FinetuneConfig.for_task(name, defaults, **{**settings, **given_fields(FinetuneConfig, flags)}), init_from
 
 

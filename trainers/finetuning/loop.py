@@ -33,7 +33,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes, for folders saved without code)
 
-from ..config import check_fields, parse_config, raise_problems
+from ..config import check_fields, load_recipe, parse_config, raise_problems
 from ..hub.upload import push_folder
 from ..inference.quantize import quantize
 from ..metrics_log import MetricsLog
@@ -111,15 +111,15 @@ class FinetuneConfig:
 
 
 def finetune_defaults(task: str, config: str | None) -> tuple[dict | None, str]:
-    """The defaults a run's flags go on top of, and where they come from: `--config`'s recipe when it is a task file
-    (`--config tasks/mrpc`: another task's protocol), else the task's own `finetune:` section (None: a plain recipe,
-    which parse_config reads itself)."""
+    """The defaults a run's flags go on top of, and where they come from: `--config`'s recipe (a task file's
+    `finetune:` section, as in `--config tasks/mrpc`: another task's protocol; or a plain recipe of fields), else the
+    task's own `finetune:` section."""
     if config is not None:
         path = recipe_path(config)
         recipe = yaml.safe_load(path.read_text())
         if isinstance(recipe, dict) and "kind" in recipe and "finetune" in recipe:  # a task file
             return recipe["finetune"], f"The `finetune:` section of {path}"
-        return None, ""
+        return load_recipe(path, FinetuneConfig), f"Recipe {path}"
     if task:
         return get_task(task).finetune, f"The fine-tuning defaults of task {task!r}"
     return None, ""
@@ -134,7 +134,7 @@ def finetune_config(argv: list[str] | None = None) -> FinetuneConfig:
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)
     defaults, defaults_from = finetune_defaults(known.task, known.config)
-    if defaults is not None and known.config is not None:  # a task file: its section is the defaults
+    if known.config is not None:  # read above: its fields are the defaults
         argv = without_option(argv, "--config")
     return parse_config(FinetuneConfig, argv, defaults=defaults, defaults_from=defaults_from)
 
