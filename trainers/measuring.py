@@ -49,16 +49,19 @@ def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, size: i
     magnitude slower than Linear's (docs/speed.md, "Tunings measured behind the code"), which is no roof for a model."""
     x = torch.randn(size, size, device=device, dtype=dtype)
     weight = torch.randn(size, size, device=device, dtype=dtype)
-    best = float("inf")
+    best, sync = float("inf"), device_sync(device)
     for _ in range(repeats + 1):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         F.linear(x, weight)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    """What waits for a device's queued work before a clock is read: CUDA runs asynchronously, the CPU does not."""
+    return torch.cuda.synchronize if device.startswith("cuda") else lambda: None
 
 
 def cpu_has_native_bf16() -> bool:

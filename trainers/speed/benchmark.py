@@ -39,7 +39,7 @@ import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
 from ..config import raise_problems
-from ..measuring import cpu_has_native_bf16, matmul_peak, time_interleaved
+from ..measuring import cpu_has_native_bf16, device_sync, matmul_peak, time_interleaved
 from ..resources import data_path
 from .contenders import (
     MiniLMComparison,
@@ -250,11 +250,6 @@ def time_runners(args: BenchmarkConfig, runners: dict[str, Runner], batches, rea
 def run_batches(runner: Runner, mode: str, dtype: str, batches) -> None:
     for batch in batches:
         runner.run(mode, dtype, batch)
-
-
-def device_sync(device: str):
-    """What waits for a device's queued work: CUDA runs asynchronously, the CPU does not."""
-    return torch.cuda.synchronize if device == "cuda" else lambda: None
 
 
 def compare_minilm(args: BenchmarkConfig) -> dict:

@@ -18,7 +18,7 @@ from transformers import (
 
 from ...modeling import BriskBertConfig, BriskBertForMaskedLM
 from ..conversion.convert import convert_bert, read_checkpoint
-from ..measuring import segment_lengths, step_flops
+from ..measuring import device_sync, segment_lengths, step_flops
 from ..resources import base_bert, data_path
 from ..tasks.registry import get_task
 
@@ -200,8 +200,7 @@ class Runner:
             self.optimizer.zero_grad(set_to_none=True)
 
     def sync(self):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
+        device_sync(self.device)()
 
 
 # ---------------------------------------------------------------- FLOPs and peak
