@@ -20,7 +20,7 @@ SCRIPTS = sorted(path.stem for path in (REPO / "scripts").glob("*.py") if path.s
 
 def test_console_scripts_name_the_launcher_modules():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert set(scripts) == {"briskbert-train-tokenizer", "briskbert-pretrain", "briskbert-finetune",
+    assert set(scripts) == {"briskbert-train-tokenizer", "briskbert-prepare-data", "briskbert-pretrain", "briskbert-finetune",
                             "briskbert-evaluate", "briskbert-build-variant", "briskbert-push-to-hub",
                             "briskbert-convert", "briskbert-export", "briskbert-benchmark", "briskbert-embed"}
     for target in scripts.values():

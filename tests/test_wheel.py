@@ -29,7 +29,7 @@ PACKAGED = ["briskbert/scripts/pretrain.py", "briskbert/trainers/pretraining/loo
             "briskbert/hub_configs/variants/bio.yaml", "briskbert/hub_configs/accelerate/cpu-2proc.yaml",
             "briskbert/model_cards/base.md", "briskbert/model_cards/_usage.md", "briskbert/data/tokenizer/tokenizer.json",
             "briskbert/data/glue/sst2/validation.jsonl", "briskbert/metrics/glue.py"]
-CONSOLE_SCRIPTS = ["briskbert-train-tokenizer", "briskbert-pretrain", "briskbert-finetune", "briskbert-evaluate",
+CONSOLE_SCRIPTS = ["briskbert-train-tokenizer", "briskbert-prepare-data", "briskbert-pretrain", "briskbert-finetune", "briskbert-evaluate",
                    "briskbert-build-variant", "briskbert-push-to-hub", "briskbert-convert", "briskbert-export",
                    "briskbert-benchmark", "briskbert-embed"]
 

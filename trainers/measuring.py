@@ -8,10 +8,12 @@ tokens only. A padded model that computes more gets no credit for it, so MFU com
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
 import torch
 import torch.nn.functional as F
 
@@ -117,3 +119,18 @@ def stolen_cpu_seconds() -> float | None:
         return int(fields[8]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def seconds_since_process_start() -> float:
+    """Wall seconds since this process started, imports included: what a user waits before a run's first step."""
+    return time.time() - psutil.Process().create_time()
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory so far (psutil's peak_wset on Windows, the kernel's ru_maxrss elsewhere)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return psutil.Process().memory_info().peak_wset / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux

@@ -11,6 +11,7 @@ from itertools import islice
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 
 from .packing import pack_documents
 
@@ -78,18 +79,27 @@ def read_texts(source: str | list[str], text_column: str = "text", limit: int | 
 
 def tokenize_and_pack(
     corpus: datasets.Dataset | datasets.IterableDataset, tokenizer, max_seq_length: int, text_column: str = "text",
-    docs_per_pack: int = 1000,
+    docs_per_pack: int = 1000, num_proc: int | None = None,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Documents (one per row; blank rows skipped) -> rows of `input_ids` + `sequence_ids`, see packing.py,
-    and `row_id`, the row's index, which seeds its masks."""
+    and `row_id`, the row's index, which seeds its masks. `num_proc` worker processes tokenize; packing stays in
+    one, so the rows do not depend on how many workers there were."""
 
     def tokenize(batch):
         texts = [text for text in batch[text_column] if text and text.strip()]
         # verbose=False: documents longer than the model are expected here; packing splits them
         return {"input_ids": tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]}
 
-    tokens = corpus.map(tokenize, batched=True, remove_columns=[text_column])
+    parallel = {"num_proc": num_proc} if num_proc and num_proc > 1 else {}
+    tokens = corpus.map(tokenize, batched=True, remove_columns=[text_column], **parallel)
     pack = partial(pack_documents, max_seq_length=max_seq_length, cls_id=tokenizer.cls_token_id,
                    sep_id=tokenizer.sep_token_id)
     packed = tokens.map(pack, batched=True, batch_size=docs_per_pack)
     return packed.map(lambda batch, indices: {"row_id": indices}, with_indices=True, batched=True)
+
+
+def row_lengths(rows: datasets.Dataset):
+    """Tokens per packed row, read from the Arrow list offsets (no row becomes Python lists; rows memory-mapped from
+    disk stay there)."""
+    table = rows.with_format("arrow")[:]
+    return pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False)

@@ -87,6 +87,6 @@ def block_diagonal_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     }
 
 
-def packing_efficiency(lengths: list[int], max_seq_length: int) -> float:
-    """Real tokens / slots of the packed rows."""
-    return sum(lengths) / (len(lengths) * max_seq_length) if lengths else 0.0
+def packing_efficiency(lengths, max_seq_length: int) -> float:
+    """Real tokens / slots of the packed rows (`lengths`: a list or an array of tokens per row)."""
+    return int(torch.as_tensor(lengths).sum()) / (len(lengths) * max_seq_length) if len(lengths) else 0.0

@@ -29,12 +29,13 @@ from tqdm.auto import tqdm
 
 from ...modeling import PRESETS
 from ..config import raise_problems
-from ..data.corpus import load_corpus, tokenize_and_pack
+from ..data.corpus import load_corpus, row_lengths, tokenize_and_pack
 from ..data.masking import MLMMasking
 from ..data.packing import block_diagonal_inputs, collate_rows, packing_efficiency
+from ..data.prepared import load_prepared, prepared_folder
 from ..data.sampling import ShardedBatchSampler
 from ..hub.upload import push_folder
-from ..measuring import matmul_peak, segment_lengths, step_flops
+from ..measuring import matmul_peak, peak_resident_mb, seconds_since_process_start, segment_lengths, step_flops
 from ..metrics_log import MetricsLog
 from ..resources import data_path
 from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
@@ -157,13 +158,8 @@ def pretrain(config: PretrainConfig) -> dict:
     set_seed(config.seed)
     rank, world = accelerator.process_index, accelerator.num_processes
 
-    # ---- data: documents -> tokenized, packed rows; eval rows held out
-    sources = [data_path(source) for source in config.train_data]
-    corpus = load_corpus(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0],
-                         config.text_column, config.hub_config, streaming=config.streaming)
-    tokenizer, model = build_tokenizer_and_model(config, corpus, accelerator.print)
-    with accelerator.main_process_first():  # the others then read the main process's datasets cache
-        rows = tokenize_and_pack(corpus, tokenizer, config.max_seq_length, config.text_column)
+    # ---- data: documents -> tokenized, packed rows (or a folder prepared so); eval rows held out
+    tokenizer, model, rows = tokenizer_model_and_rows(config, accelerator)
     train_rows, eval_rows, efficiency = split_rows(rows, config, rank, world)
     if efficiency is not None:
         accelerator.print(f"{len(train_rows)} packed training rows of {config.max_seq_length} tokens, packing "
@@ -216,6 +212,7 @@ def pretrain(config: PretrainConfig) -> dict:
     progress = tqdm(total=config.max_steps, initial=state.step, disable=not accelerator.is_local_main_process,
                     desc="pretraining")
     window, last_eval = LogWindow(), None
+    startup_seconds = seconds_since_process_start()  # imports, data, model, resume: all before the first step
     while state.step < config.max_steps:
         step_start = time.perf_counter()
         head_only = state.step < config.head_warmup_steps
@@ -276,7 +273,8 @@ def pretrain(config: PretrainConfig) -> dict:
         "tokens_per_s": state.tokens_seen / max(state.train_seconds, 1e-9),
         "packing_efficiency": efficiency, "num_processes": world, "device": accelerator.device.type,
         "mixed_precision": precision, "max_seq_length": config.max_seq_length,
-        "mlm_probability": config.mlm_probability,
+        "mlm_probability": config.mlm_probability, "startup_seconds": round(startup_seconds, 2),
+        "peak_resident_mb": round(peak_resident_mb(), 1),  # the main process's
     }
     if accelerator.is_main_process:
         unwrapped.save_pretrained(final, state_dict=weights)
@@ -290,6 +288,32 @@ def pretrain(config: PretrainConfig) -> dict:
     return summary
 
 
+def tokenizer_model_and_rows(config: PretrainConfig, accelerator):
+    """The run's tokenizer and model, and its packed rows: memory-mapped from a folder briskbert-prepare-data wrote,
+    or tokenized and packed from raw files or a hub dataset here (by the main process first; the others then read
+    its datasets cache)."""
+    sources = [data_path(source) for source in config.train_data]
+    prepared = prepared_folder(sources)
+    if prepared is None:
+        corpus = load_corpus(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0],
+                             config.text_column, config.hub_config, streaming=config.streaming)
+        tokenizer, model = build_tokenizer_and_model(config, corpus, accelerator.print)
+        with accelerator.main_process_first():
+            rows = tokenize_and_pack(corpus, tokenizer, config.max_seq_length, config.text_column)
+        return tokenizer, model, rows
+    if config.streaming:
+        raise SystemExit(f"{prepared} is a prepared folder, which is memory-mapped, not streamed: drop --streaming.")
+    if config.extend_tokenizer_tokens:
+        raise SystemExit(
+            f"{prepared} was tokenized already, so extend_tokenizer_tokens cannot add pieces to its tokenizer: "
+            f"extend the tokenizer first (briskbert-train-tokenizer --extend), prepare the corpus with it, and pass "
+            f"it as --tokenizer.")
+    tokenizer, model = build_tokenizer_and_model(config, None, accelerator.print)
+    rows, record = load_prepared(prepared, tokenizer, config.max_seq_length)
+    accelerator.print(f"prepared rows from {prepared} ({record['rows']:,} rows, {record['tokens']:,} tokens)")
+    return tokenizer, model, rows
+
+
 def split_rows(rows, config: PretrainConfig, rank: int, world: int):
     """(training rows, held-out eval rows, packing efficiency or None when streaming). A streamed corpus holds out
     its first rows and is split between processes by `datasets`; an in-memory one holds out its last rows."""
@@ -301,7 +325,7 @@ def split_rows(rows, config: PretrainConfig, rank: int, world: int):
                          f"eval_rows={config.eval_rows} would leave none to train on. Use more text.")
     train_rows = rows.select(range(len(rows) - config.eval_rows))
     eval_rows = rows.select(range(len(rows) - config.eval_rows, len(rows)))
-    efficiency = packing_efficiency([len(ids) for ids in train_rows["input_ids"]], config.max_seq_length)
+    efficiency = packing_efficiency(row_lengths(rows)[:-config.eval_rows], config.max_seq_length)
     return train_rows, eval_rows, efficiency
 
 
