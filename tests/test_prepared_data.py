@@ -159,3 +159,21 @@ def test_bad_preparation_settings_name_the_field():
         PrepareDataConfig(num_proc=0)
     with pytest.raises(SystemExit, match="max_seq_length must be at least 3"):
         PrepareDataConfig(max_seq_length=2)
+
+
+def test_the_measurement_reports_rate_start_up_and_memory_at_two_sizes(tmp_path, data_dir):
+    """scripts/measure_data_preparation.py as docs/scale.md runs it, on a small corpus: every figure present and the
+    smaller corpus a tenth of the larger one."""
+    lines = (data_dir / "corpus/en/us_inaugural_addresses.txt").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "corpus.txt").write_text("\n".join(line for line in lines[:1500] if line.strip()) + "\n")
+    run([sys.executable, str(REPO / "scripts" / "measure_data_preparation.py"), "--corpus", str(tmp_path / "corpus.txt"),
+         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--output-dir", str(tmp_path / "m")],
+        tmp_path / "cache")
+    record = json.loads((tmp_path / "m" / "data_preparation.json").read_text())
+    full, tenth = (next(p for p in record["preparations"] if p["corpus"] == size) for size in ("full", "tenth"))
+    assert 0.05 < tenth["megabytes"] / full["megabytes"] < 0.15 and 0.05 < tenth["tokens"] / full["tokens"] < 0.15
+    assert full["tokens_per_s_per_process"] > 0 and full["workers"] == 1
+    assert sorted((r["corpus"], r["data"]) for r in record["results"]) == [
+        ("full", "prepared"), ("full", "raw"), ("tenth", "prepared"), ("tenth", "raw")]
+    assert all(r["startup_seconds"] > 0 and r["peak_resident_mb"] > 100 for r in record["results"])
+    assert record["meta"]["cpu"]

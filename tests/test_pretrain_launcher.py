@@ -202,6 +202,36 @@ def test_interrupted_run_resumes_onto_the_same_curve(tmp_path, uninterrupted, st
     assert [loss for _, loss in evals] == pytest.approx([loss for _, loss in expected], rel=1e-6)
 
 
+@pytest.mark.parametrize("first, then", [(2, 1), (1, 2)], ids=["2-then-1", "1-then-2"])
+def test_a_run_resumed_on_another_number_of_processes_stays_on_the_curve(tmp_path, uninterrupted, first, then):
+    """Global batch 16: 1 process x 8 rows x 2 accumulation steps, or 2 x 8 x 1. Interrupted after its step-3
+    checkpoint (what kill -9 leaves), a run resumes on the other number of processes, keeps the global batch by
+    changing accumulation, says so, and reads the rows and masks the uninterrupted 1-process run reads."""
+    args = ["--max-steps", "6", "--micro-batch-size", "8", "--save-every", "3", "--eval-every", "3"]
+    accumulation = {1: ["--gradient-accumulation-steps", "2"], 2: []}
+    reference = uninterrupted(*args, *accumulation[1])
+
+    interrupted = tmp_path / "interrupted"
+    pretrain(interrupted, *args, *accumulation[first], processes=first)
+    shutil.rmtree(interrupted / "checkpoints" / "step_00000006")
+    shutil.rmtree(interrupted / "final")
+    resumed = pretrain(interrupted, *args, *accumulation[first], "--resume", processes=then)
+    assert (f"global batch kept at 16 rows: 8 rows x {then} processes x {2 // then} accumulation steps (the "
+            f"checkpoint was written by {first} processes") in resumed.stdout + resumed.stderr
+    assert [r["step"] for r in metrics(interrupted)] == list(range(1, 7))
+    assert losses(interrupted) == pytest.approx(losses(reference), rel=1e-4)
+    assert [r["eval_loss"] for r in metrics(interrupted) if "eval_loss" in r] == pytest.approx(
+        [r["eval_loss"] for r in metrics(reference) if "eval_loss" in r], rel=1e-4)
+    summary = json.loads((interrupted / "summary.json").read_text())
+    assert (summary["num_processes"], summary["global_batch_size"]) == (then, 16)
+
+    if then == 1:  # 16 rows do not split into micro-batches of 3: refused, naming sizes that do
+        shutil.rmtree(interrupted / "final")
+        refused = pretrain(interrupted, *args, "--micro-batch-size", "3", "--resume", expect_rc=1)
+        assert "global batch of 16 rows cannot be split into micro-batches of 3 rows on 1 processes" in refused.stderr
+        assert "--micro-batch-size one of [2, 4, 8, 16]" in refused.stderr
+
+
 def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, reference_run):
     output = tmp_path / "continued"
     pretrain(output, "--init-from", str(reference_run / "final"), "--tokenizer", str(reference_run / "final"),

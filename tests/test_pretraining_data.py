@@ -13,7 +13,7 @@ from briskbert import BriskBertConfig, BriskBertModel
 from briskbert.trainers.data.corpus import load_corpus, resolve_files, tokenize_and_pack
 from briskbert.trainers.data.masking import MLMMasking
 from briskbert.trainers.data.packing import block_diagonal_inputs, collate_rows, pack_documents, packing_efficiency
-from briskbert.trainers.data.sampling import ShardedBatchSampler
+from briskbert.trainers.data.sampling import GlobalOrderBatchSampler
 from briskbert.trainers.data.tokenizer import extend_tokenizer, grow_embeddings, train_wordpiece
 
 CORPUS = "data/corpus/en/us_inaugural_addresses.txt"
@@ -149,21 +149,34 @@ def test_masks_do_not_depend_on_batch_layout(tokenizer, real_batch):
         assert torch.equal(alone[0], together[r, :length])
 
 
-def test_sampler_shards_each_epoch_exactly_once_and_resumes():
-    rows, batch, processes = 103, 4, 2
-    streams = []
-    for rank in range(processes):
-        sampler = iter(ShardedBatchSampler(rows, batch, seed=5, process_index=rank, num_processes=processes))
-        streams.append([i for _ in range(40) for i in next(sampler)])
-    per_epoch = [len(range(rank, rows, processes)) for rank in range(processes)]
-    first_epoch = streams[0][:per_epoch[0]] + streams[1][:per_epoch[1]]
-    assert sorted(first_epoch) == list(range(rows)), "every row once per epoch, no row on two processes"
-    for rank in range(processes):
-        resumed = iter(ShardedBatchSampler(rows, batch, seed=5, process_index=rank, num_processes=processes,
-                                           start_batch=17))
-        assert [i for _ in range(23) for i in next(resumed)] == streams[rank][17 * batch:]
-    with pytest.raises(ValueError, match="fewer than the 4 processes"):
-        ShardedBatchSampler(3, 1, seed=0, num_processes=4)
+def rows_per_step(num_rows, micro, processes, accumulation, steps, seed=5) -> list[list[int]]:
+    """The rows all processes read at each of `steps`, as a launch of that shape reads them."""
+    samplers = [iter(GlobalOrderBatchSampler(num_rows, micro, seed, rank, processes, accumulation,
+                                             start_step=steps.start)) for rank in range(processes)]
+    read = []
+    for _ in steps:
+        read.append([row for sampler in samplers for _ in range(accumulation) for row in next(sampler)])
+    return read
+
+
+def test_the_data_order_does_not_depend_on_the_number_of_processes():
+    """One process x 16 rows, 2 x 8, 4 x 2 x 2 accumulation: each step reads the same rows; every row once per epoch;
+    a run interrupted at step 7 on 2 processes and resumed on 1 or 4 reads exactly the rows that remain."""
+    num_rows, steps = 103, range(20)  # 320 rows: the stream runs into its fourth epoch
+    one = rows_per_step(num_rows, 16, 1, 1, steps)
+    stream = sum(one, [])
+    assert all(len(set(step)) == 16 for step in one[:6]), "a step inside one epoch reads each row once"
+    for epoch in range(3):
+        assert sorted(stream[epoch * num_rows:(epoch + 1) * num_rows]) == list(range(num_rows)), epoch
+    assert [sorted(step) for step in rows_per_step(num_rows, 8, 2, 1, steps)] == [sorted(step) for step in one]
+    assert [sorted(step) for step in rows_per_step(num_rows, 2, 4, 2, steps)] == [sorted(step) for step in one]
+    for resumed_on, micro, accumulation in ((1, 4, 4), (4, 4, 1)):
+        interrupted = rows_per_step(num_rows, 8, 2, 1, range(7))
+        resumed = rows_per_step(num_rows, micro, resumed_on, accumulation, range(7, 20))
+        assert sorted(sum(interrupted + resumed, [])) == sorted(stream)
+        assert [sorted(step) for step in interrupted + resumed] == [sorted(step) for step in one]
+    with pytest.raises(ValueError, match="fewer than one step's global batch of 32"):
+        GlobalOrderBatchSampler(20, 4, seed=0, num_processes=4, accumulation=2)
 
 
 def test_corpus_loading_from_files_and_errors(tmp_path, tokenizer, data_dir):

@@ -7,6 +7,7 @@ tokens only. A padded model that computes more gets no credit for it, so MFU com
 """
 
 import os
+import platform
 import statistics
 import sys
 import time
@@ -134,3 +135,18 @@ def peak_resident_mb() -> float:
         return psutil.Process().memory_info().peak_wset / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the vector extensions that decide int8 and bf16 speed (Linux's /proc/cpuinfo), e.g.
+    "AMD EPYC (avx2, avx512f, avx512_vnni, avx512_bf16)"; the platform's processor string elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            info = handle.read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    shown = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16") if flag in flags]
+    return f"{name} ({', '.join(shown)})" if shown else name

@@ -5,8 +5,8 @@
 
 Writes <output_dir>/checkpoints/ (complete or absent, see checkpointing.py), final/ (save_pretrained with code and
 tokenizer), metrics.jsonl, summary.json, config.json and TensorBoard logs. `resume=True` continues from the
-latest complete checkpoint and reads exactly the rows and masks the uninterrupted run would have; SIGTERM saves a
-checkpoint first and exits 143.
+latest complete checkpoint and reads exactly the rows and masks the uninterrupted run would have, on this number of
+processes or another (the global batch is kept; see data/sampling.py); SIGTERM saves a checkpoint first and exits 143.
 """
 
 import json
@@ -33,7 +33,7 @@ from ..data.corpus import load_corpus, row_lengths, tokenize_and_pack
 from ..data.masking import MLMMasking
 from ..data.packing import block_diagonal_inputs, collate_rows, packing_efficiency
 from ..data.prepared import load_prepared, prepared_folder
-from ..data.sampling import ShardedBatchSampler
+from ..data.sampling import GlobalOrderBatchSampler
 from ..hub.upload import push_folder
 from ..measuring import matmul_peak, peak_resident_mb, seconds_since_process_start, segment_lengths, step_flops
 from ..metrics_log import MetricsLog
@@ -137,6 +137,10 @@ class TrainerState:
     tokens_seen: int = 0
     train_seconds: float = 0.0
     data_state: dict | None = None  # a streaming dataset's position
+    # rows per optimizer step over all processes, kept through resumes (step s reads the data order's rows
+    # [s * global_batch_size, (s + 1) * global_batch_size)), and the processes that wrote the checkpoint
+    global_batch_size: int = 0
+    num_processes: int = 0
 
 
 @dataclass
@@ -188,12 +192,13 @@ def pretrain(config: PretrainConfig) -> dict:
             raise SystemExit(f"--resume: no complete checkpoint in {output / 'checkpoints'}; start without --resume.")
         state = TrainerState(**loaded)
         accelerator.print(f"resumed from step {state.step} ({state.tokens_seen:,} tokens seen)")
+    accumulation = accumulation_keeping_the_global_batch(config, state, world, accelerator.print)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         (output / "config.json").write_text(json.dumps(asdict(config), indent=2))
     accelerator.init_trackers("pretrain", config={k: str(v) for k, v in asdict(config).items()})
     metrics = MetricsLog(accelerator, output / "metrics.jsonl", resumed_step=state.step if config.resume else None)
-    train_batches = training_batches(train_rows, config, state, rank, world, collate)
+    train_batches = training_batches(train_rows, config, state, rank, world, accumulation, collate)
     eval_rows = list(eval_rows)  # every process scores its own share of the held-out rows
     eval_batches = [collate(eval_rows[i:i + config.micro_batch_size])
                     for i in range(rank * config.micro_batch_size, len(eval_rows), world * config.micro_batch_size)]
@@ -207,7 +212,7 @@ def pretrain(config: PretrainConfig) -> dict:
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
 
-    # ---- the loop: one optimizer step per iteration, over `gradient_accumulation_steps` micro-batches
+    # ---- the loop: one optimizer step per iteration, over `accumulation` micro-batches
     model.train()
     progress = tqdm(total=config.max_steps, initial=state.step, disable=not accelerator.is_local_main_process,
                     desc="pretraining")
@@ -220,7 +225,7 @@ def pretrain(config: PretrainConfig) -> dict:
             freeze_all_but(unwrapped, head_names, frozen=head_only)
         learning_rate = scheduler.get_last_lr()[0]  # this step's; the log shows it beside the step's loss
         micro_batches = []
-        for _ in range(config.gradient_accumulation_steps):
+        for _ in range(accumulation):
             batch = next(train_batches)
             ids, labels = masking(batch["input_ids"], batch["attention_mask"], config.mlm_probability,
                                   mask_seeds(config.seed, state.step, rows=batch["row_id"]))
@@ -271,7 +276,8 @@ def pretrain(config: PretrainConfig) -> dict:
         "parameters": unwrapped.num_parameters(), "steps": state.step, "tokens_seen": state.tokens_seen,
         "train_seconds": round(state.train_seconds, 2), "final_eval_loss": last_eval,
         "tokens_per_s": state.tokens_seen / max(state.train_seconds, 1e-9),
-        "packing_efficiency": efficiency, "num_processes": world, "device": accelerator.device.type,
+        "packing_efficiency": efficiency, "num_processes": world, "global_batch_size": state.global_batch_size,
+        "gradient_accumulation_steps": accumulation, "device": accelerator.device.type,
         "mixed_precision": precision, "max_seq_length": config.max_seq_length,
         "mlm_probability": config.mlm_probability, "startup_seconds": round(startup_seconds, 2),
         "peak_resident_mb": round(peak_resident_mb(), 1),  # the main process's
@@ -329,14 +335,42 @@ def split_rows(rows, config: PretrainConfig, rank: int, world: int):
     return train_rows, eval_rows, efficiency
 
 
-def training_batches(train_rows, config: PretrainConfig, state: TrainerState, rank: int, world: int, collate):
+def accumulation_keeping_the_global_batch(config: PretrainConfig, state: TrainerState, world: int, echo) -> int:
+    """The gradient accumulation steps of this launch. A new run's global batch is micro_batch_size x processes x
+    gradient_accumulation_steps, recorded in `state`; a resumed run keeps its checkpoint's (the data order counts
+    steps in global batches), adjusting accumulation to this launch's processes and micro-batch, and saying so."""
+    if not state.global_batch_size:  # a new run, or a checkpoint from before the global batch was recorded
+        state.global_batch_size = config.micro_batch_size * world * config.gradient_accumulation_steps
+        state.num_processes = state.num_processes or world
+    if config.streaming and world != state.num_processes:
+        raise SystemExit(f"A streamed corpus is split between processes by datasets, so its position cannot move to "
+                         f"another number of processes: resume on {state.num_processes} processes, or prepare the "
+                         f"corpus (briskbert-prepare-data) and train on the prepared folder.")
+    global_batch, per_micro_step = state.global_batch_size, config.micro_batch_size * world
+    if global_batch % per_micro_step:
+        fits = [size for size in range(1, global_batch // world + 1) if global_batch % (size * world) == 0]
+        raise SystemExit(
+            f"The checkpoint's global batch of {global_batch} rows cannot be split into micro-batches of "
+            f"{config.micro_batch_size} rows on {world} processes: pass --micro-batch-size one of {fits[-4:]}, or "
+            f"resume on a number of processes that divides {global_batch // config.micro_batch_size}.")
+    accumulation = global_batch // per_micro_step
+    if accumulation != config.gradient_accumulation_steps:
+        echo(f"global batch kept at {global_batch} rows: {config.micro_batch_size} rows x {world} processes x "
+             f"{accumulation} accumulation steps (the checkpoint was written by {state.num_processes} processes; "
+             f"gradient_accumulation_steps {config.gradient_accumulation_steps} -> {accumulation})")
+    state.num_processes = world
+    return accumulation
+
+
+def training_batches(train_rows, config: PretrainConfig, state: TrainerState, rank: int, world: int,
+                     accumulation: int, collate):
     """An endless iterator of this process's micro-batches, starting where `state` left off."""
     if config.streaming:
         if state.data_state is not None:
             train_rows.load_state_dict(state.data_state)
         return (collate(list(chunk)) for chunk in _chunks(_endless(train_rows), config.micro_batch_size))
-    sampler = ShardedBatchSampler(len(train_rows), config.micro_batch_size, config.seed, rank, world,
-                                  start_batch=state.step * config.gradient_accumulation_steps)
+    sampler = GlobalOrderBatchSampler(len(train_rows), config.micro_batch_size, config.seed, rank, world, accumulation,
+                                      start_step=state.step)
     return iter(DataLoader(train_rows, batch_sampler=sampler, collate_fn=collate,
                            num_workers=config.dataloader_workers))
 
