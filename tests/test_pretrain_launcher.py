@@ -232,6 +232,29 @@ def test_a_run_resumed_on_another_number_of_processes_stays_on_the_curve(tmp_pat
         assert "--micro-batch-size one of [2, 4, 8, 16]" in refused.stderr
 
 
+def test_a_second_run_on_the_same_folder_refuses_and_a_killed_run_leaves_no_stale_lock(tmp_path):
+    args = ["--max-steps", "400", "--micro-batch-size", "4", "--save-every", "5", "--keep-checkpoints", "1"]
+    output = tmp_path / "run"
+    first = subprocess.Popen(pretrain_command(output, *args), cwd=REPO, env=launch_environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (output / "checkpoints" / "step_00000005").exists() and time.time() < deadline:
+            assert first.poll() is None, "the first run ended early"
+            time.sleep(0.05)
+        second = pretrain(output, *args, expect_rc=1)
+        assert f"Another run is writing to {output} (process {first.pid} on " in second.stderr
+        assert "choose another --output-dir" in second.stderr
+        assert first.poll() is None, "the refused run stopped the first one"
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    # kill -9 dropped the lock with the process: resuming needs no clean-up
+    saved = max(int(p.name[len("step_"):]) for p in (output / "checkpoints").glob("step_*"))
+    resumed = pretrain(output, "--max-steps", str(saved + 1), *args[2:], "--resume")
+    assert "resumed from step" in resumed.stdout + resumed.stderr and (output / "final").is_dir()
+
+
 def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, reference_run):
     output = tmp_path / "continued"
     pretrain(output, "--init-from", str(reference_run / "final"), "--tokenizer", str(reference_run / "final"),

@@ -37,6 +37,7 @@ from ..data.sampling import GlobalOrderBatchSampler
 from ..hub.upload import push_folder
 from ..measuring import matmul_peak, peak_resident_mb, seconds_since_process_start, segment_lengths, step_flops
 from ..metrics_log import MetricsLog
+from ..output_lock import OutputLock
 from ..resources import data_path
 from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
 from .checkpointing import load_latest_checkpoint, save_checkpoint
@@ -159,6 +160,8 @@ def pretrain(config: PretrainConfig) -> dict:
     precision = resolve_precision(config.mixed_precision)
     # the frozen encoder of a head warm-up leaves parameters without gradients, which DDP must be told about
     accelerator = make_accelerator(output, precision, unused_parameters=config.head_warmup_steps > 0)
+    # before anything is written: a second run on this folder refuses rather than interleave its checkpoints
+    lock = OutputLock(output).acquire() if accelerator.is_main_process else None
     set_seed(config.seed)
     rank, world = accelerator.process_index, accelerator.num_processes
 
@@ -291,6 +294,8 @@ def pretrain(config: PretrainConfig) -> dict:
             push_folder(final, config.push_to_hub, echo=accelerator.print)
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    if lock is not None:
+        lock.release()
     return summary
 
 
