@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launchers import accelerate_two_processes, console_script, launch_environment
+from launchers import accelerate_two_processes, console_script, free_port, launch_environment
 from safetensors.torch import load_file
 
 from briskbert.scripts.compare_downstream import main as compare_downstream_main
@@ -114,6 +114,25 @@ def test_two_cpu_processes_equal_one_process(tmp_path, reference_run):
     assert losses(output) == pytest.approx(losses(reference_run), rel=1e-4)
     assert [r["eval_loss"] for r in metrics(output) if "eval_loss" in r] == pytest.approx(
         [r["eval_loss"] for r in metrics(reference_run) if "eval_loss" in r], rel=1e-4)
+
+
+def test_two_machines_on_loopback_equal_one_process(tmp_path, reference_run):
+    """The shipped multi-node config, as two `accelerate launch` commands (machine rank 0 and 1, one process each)
+    meeting at 127.0.0.1: together they run the single-process 16-row curve."""
+    output = tmp_path / "two-machines"
+    config = REPO / "hub_configs" / "accelerate" / "multi-node-ddp.yaml"
+    port = str(free_port())
+    machines = [subprocess.Popen(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_machines", "2",
+         "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port",
+         port, "--mixed_precision", "no", SCRIPT, "--config", RECIPE, "--output-dir", str(output), *FAST,
+         "--max-steps", "3", "--micro-batch-size", "8", "--save-every", "100"],
+        cwd=REPO, env=launch_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for rank in (0, 1)]
+    errors = [machine.communicate(timeout=600)[1] for machine in machines]
+    assert [machine.returncode for machine in machines] == [0, 0], errors[0][-3000:] + errors[1][-3000:]
+    assert json.loads((output / "summary.json").read_text())["num_processes"] == 2
+    assert losses(output) == pytest.approx(losses(reference_run), rel=1e-4)
 
 
 @pytest.fixture(scope="module")

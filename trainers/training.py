@@ -5,11 +5,13 @@
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.01), lr=...)
 """
 
+import os
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+from torch.distributed.fsdp import FSDPModule
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -33,6 +35,15 @@ def make_accelerator(output_dir: Path, precision: str, gradient_accumulation_ste
     accelerator = Accelerator(cpu=torch.accelerator.current_accelerator() is None, mixed_precision=precision,
                               gradient_accumulation_steps=gradient_accumulation_steps, log_with="tensorboard",
                               project_dir=str(output_dir), kwargs_handlers=handlers)
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and \
+            accelerator.distributed_type != DistributedType.FSDP:
+        # accelerate keeps FSDP for GPU-like devices and runs the same config on CPU processes as plain DDP, silently
+        raise SystemExit(
+            f"The accelerate config asks for FSDP, but accelerate runs FSDP on GPUs only: here it would run "
+            f"{accelerator.num_processes} {accelerator.device.type.upper()} processes as "
+            f"{accelerator.distributed_type.value}, each holding the whole model, optimizer state and checkpoint. "
+            f"On CPUs, launch with hub_configs/accelerate/cpu-2proc.yaml (DDP over gloo); keep the FSDP config for GPUs."
+        )
     torch.set_flush_denormal(True)
     return accelerator
 
@@ -49,3 +60,18 @@ def check_precision(mixed_precision: str) -> list[str]:
     if mixed_precision in PRECISIONS:
         return []
     return [f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}"]
+
+
+def savable_model(model, weights: dict) -> tuple:
+    """(model, weights) to call save_pretrained(state_dict=weights) with: `model` itself, or, where FSDP2 sharded it in
+    place, a plain instance of its own class. fully_shard turns the model's class into FSDP<Name>, defined in torch's
+    FSDP modules, and save_pretrained would copy those modules into the folder as the model's code and point auto_map
+    at them. The gathered weights hold a tied weight (the MLM decoder's) as a copy of its source, which save_pretrained
+    no longer recognises as shared: it is dropped, as save_pretrained drops it from an unsharded model."""
+    if not isinstance(model, FSDPModule):
+        return model, weights
+    own_class = next(cls for cls in type(model).__mro__ if not issubclass(cls, FSDPModule))
+    tied = getattr(own_class, "_tied_weights_keys", None) or {}
+    copies = {target for target, source in (tied.items() if isinstance(tied, dict) else [])
+              if target in weights and source in weights and torch.equal(weights[target], weights[source])}
+    return own_class(model.config), {name: tensor for name, tensor in weights.items() if name not in copies}

@@ -89,4 +89,5 @@ def block_diagonal_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def packing_efficiency(lengths, max_seq_length: int) -> float:
     """Real tokens / slots of the packed rows (`lengths`: a list or an array of tokens per row)."""
-    return int(torch.as_tensor(lengths).sum()) / (len(lengths) * max_seq_length) if len(lengths) else 0.0
+    total = int(lengths.sum()) if hasattr(lengths, "sum") else sum(lengths)
+    return total / (len(lengths) * max_seq_length) if len(lengths) else 0.0

@@ -39,7 +39,7 @@ from ..measuring import matmul_peak, peak_resident_mb, seconds_since_process_sta
 from ..metrics_log import MetricsLog
 from ..output_lock import OutputLock
 from ..resources import data_path
-from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision
+from ..training import check_precision, make_accelerator, parameter_groups, resolve_precision, savable_model
 from .checkpointing import load_latest_checkpoint, save_checkpoint
 from .models import MODEL_TYPES, build_tokenizer_and_model, head_parameter_names
 
@@ -286,7 +286,8 @@ def pretrain(config: PretrainConfig) -> dict:
         "peak_resident_mb": round(peak_resident_mb(), 1),  # the main process's
     }
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(final, state_dict=weights)
+        savable, weights = savable_model(unwrapped, weights)
+        savable.save_pretrained(final, state_dict=weights)
         tokenizer.save_pretrained(final)
         (output / "summary.json").write_text(json.dumps(summary, indent=2))
         accelerator.print(json.dumps(summary, indent=2))
