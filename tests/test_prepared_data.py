@@ -106,8 +106,8 @@ def flip_a_byte(path: Path):
 @pytest.mark.parametrize("problem, argv, message", [
     ("length", ["--max-seq-length", "128"], "holds rows of 64 tokens.*pass --max-seq-length 64"),
     ("tokenizer", [], "another tokenizer .*pass --tokenizer data/tokenizer"),
-    ("truncated", [], r"data-00000-of-00001\.arrow is not the file that was prepared.*truncated or corrupted"),
-    ("corrupted", [], r"\.arrow is not the file that was prepared .*SHA-256"),
+    ("truncated", [], r"data-00000-of-00001\.arrow is not the file that was written to the prepared folder.*truncated"),
+    ("corrupted", [], r"\.arrow is not the file that was written to the prepared folder .*SHA-256.*prepare the corpus"),
     ("streaming", ["--streaming", "true"], "memory-mapped, not streamed: drop --streaming"),
     ("mixed", [], "mixes the prepared folder"),
 ])

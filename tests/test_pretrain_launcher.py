@@ -5,6 +5,7 @@ single-process batch; kill -9 or SIGTERM, then --resume, reproduce the uninterru
 configs fail with messages that name the fix."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from launchers import accelerate_two_processes, console_script, free_port, launch_environment
@@ -272,6 +274,95 @@ def test_a_second_run_on_the_same_folder_refuses_and_a_killed_run_leaves_no_stal
     saved = max(int(p.name[len("step_"):]) for p in (output / "checkpoints").glob("step_*"))
     resumed = pretrain(output, "--max-steps", str(saved + 1), *args[2:], "--resume")
     assert "resumed from step" in resumed.stdout + resumed.stderr and (output / "final").is_dir()
+
+
+def test_kill_9_of_one_rank_stops_the_other_at_once_and_resume_stays_on_the_curve(tmp_path, uninterrupted):
+    """kill -9 of rank 1: rank 0's next collective fails (gloo: connection reset by peer), the launcher stops it and
+    exits non-zero within seconds (measured: 1 s), and --resume on 2 processes follows the 1-process curve."""
+    args = ["--max-steps", "30", "--save-every", "5", "--eval-every", "10"]
+    reference = uninterrupted(*args, "--micro-batch-size", "8")
+    output = tmp_path / "killed"
+    launch = subprocess.Popen(pretrain_command(output, *args, "--micro-batch-size", "4", processes=2), cwd=REPO,
+                              env=launch_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (output / "checkpoints" / "step_00000005").exists() and time.time() < deadline:
+        assert launch.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    ranks = {child.environ().get("RANK"): child for child in psutil.Process(launch.pid).children(recursive=True)
+             if child.environ().get("RANK") is not None}
+    killed_at = time.time()
+    ranks["1"].kill()
+    _, stderr = launch.communicate(timeout=120)
+    assert launch.returncode != 0 and time.time() - killed_at < 60, stderr[-3000:]
+    assert not (output / "final").exists(), "the run finished before rank 1 was killed"
+
+    pretrain(output, *args, "--micro-batch-size", "4", "--resume", processes=2)
+    assert [r["step"] for r in metrics(output)] == list(range(1, 31))
+    assert losses(output) == pytest.approx(losses(reference), rel=1e-4)
+
+
+FULL_DISK_SCRIPT = """
+set -u
+mount -t tmpfs -o size=40m tmpfs "$SMALL"        # room for one checkpoint of BriskBERT-tiny (24 MB), not two
+"$@" --output-dir "$SMALL/run" > "$LOGS/full.out" 2> "$LOGS/full.err"; echo $? > "$LOGS/full.rc"
+ls "$SMALL/run/checkpoints" -a > "$LOGS/left.txt"
+mount -o remount,size=400m "$SMALL"              # space freed
+"$@" --output-dir "$SMALL/run" --resume > "$LOGS/resumed.out" 2> "$LOGS/resumed.err"; echo $? > "$LOGS/resumed.rc"
+cp "$SMALL/run/metrics.jsonl" "$LOGS/"
+"""
+
+
+def test_a_disk_that_fills_mid_checkpoint_keeps_the_last_one_and_resume_continues(tmp_path, uninterrupted):
+    """A 40 MB tmpfs in a private mount namespace (unshare; as root or in a user namespace): the step-6 checkpoint
+    does not fit beside the step-3 one."""
+    args = ["--max-steps", "9", "--micro-batch-size", "4", "--save-every", "3", "--eval-every", "3",
+            "--keep-checkpoints", "1"]
+    reference = uninterrupted(*args)
+    small, logs = tmp_path / "small", tmp_path / "logs"
+    small.mkdir()
+    logs.mkdir()
+    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
+    probe = subprocess.run([*namespace, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+                           capture_output=True, text=True)
+    if shutil.which("unshare") is None or probe.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (unshare: {probe.stderr.strip()[:200]})")
+    command = [sys.executable, SCRIPT, "--config", RECIPE, *FAST, *args]
+    subprocess.run([*namespace, "bash", "-c", FULL_DISK_SCRIPT, "full-disk", *command], cwd=REPO, timeout=600,
+                   env={**launch_environment(), "SMALL": str(small), "LOGS": str(logs)}, check=True)
+
+    stderr = (logs / "full.err").read_text()
+    assert (logs / "full.rc").read_text().strip() == "1", stderr[-3000:]
+    assert f"No space left in {small}/run/checkpoints for the step-6 checkpoint: it needs about 24 MB" in stderr
+    assert "step_00000003 is complete and kept" in stderr and "then rerun with --resume" in stderr
+    assert (logs / "left.txt").read_text().split() == [".", "..", "step_00000003"], "a half-written folder was left"
+    assert (logs / "resumed.rc").read_text().strip() == "0", (logs / "resumed.err").read_text()[-3000:]
+    resumed = [json.loads(line) for line in (logs / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed] == list(range(1, 10))
+    assert [r["loss"] for r in resumed] == pytest.approx(losses(reference), rel=1e-6)
+
+
+def test_a_truncated_or_corrupted_checkpoint_file_is_refused_at_resume_naming_it(tmp_path):
+    args = ["--max-steps", "6", "--micro-batch-size", "4", "--save-every", "3", "--keep-checkpoints", "2"]
+    output = tmp_path / "run"
+    pretrain(output, *args)
+    shutil.rmtree(output / "final")
+    latest = output / "checkpoints" / "step_00000006"
+    original = {name: (latest / name).read_bytes() for name in ("optimizer.bin", "model.safetensors")}
+    (latest / "optimizer.bin").write_bytes(original["optimizer.bin"][:1000])
+    refused = pretrain(output, *args, "--resume", expect_rc=1)
+    assert f"{latest / 'optimizer.bin'} is not the file that was written to the checkpoint (1,000 bytes" in refused.stderr
+    assert f"Delete {latest} to resume from step_00000003, the checkpoint before it." in refused.stderr
+
+    (latest / "optimizer.bin").write_bytes(original["optimizer.bin"])
+    flipped = bytearray(original["model.safetensors"])
+    flipped[-100] ^= 0x01
+    (latest / "model.safetensors").write_bytes(bytes(flipped))
+    refused = pretrain(output, *args, "--resume", expect_rc=1)
+    assert f"{latest / 'model.safetensors'} is not the file that was written" in refused.stderr
+
+    shutil.rmtree(latest)  # the fix the message names
+    resumed = pretrain(output, *args, "--resume")
+    assert "resumed from step 3" in resumed.stdout + resumed.stderr and (output / "final").is_dir()
 
 
 def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, reference_run):

@@ -27,6 +27,7 @@ import datasets
 from transformers import AutoTokenizer
 
 from ..config import raise_problems
+from ..file_integrity import check_files, file_records
 from ..resources import data_path
 from .corpus import load_corpus, row_lengths, tokenize_and_pack
 
@@ -148,32 +149,6 @@ def load_prepared(folder: str | Path, tokenizer, max_seq_length: int) -> tuple[d
             f"{folder} holds rows of {record['max_seq_length']} tokens, this run asks for {max_seq_length}: pass "
             f"--max-seq-length {record['max_seq_length']}, or prepare the corpus again with --max-seq-length "
             f"{max_seq_length}.")
-    check_files(folder, record["files"])
+    check_files(folder, record["files"], "prepared folder",
+                "Copy the whole folder again, or prepare the corpus again with briskbert-prepare-data.")
     return datasets.load_from_disk(str(folder)), record
-
-
-def file_records(folder: Path) -> dict[str, dict]:
-    return {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256(path)}
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def check_files(folder: Path, expected: dict[str, dict]) -> None:
-    """Every prepared file present, of its size and content: a truncated copy or a flipped byte is named here
-    rather than surfacing as an Arrow error, or as wrong rows, hours into a run."""
-    for name, want in expected.items():
-        path = folder / name
-        if not path.is_file():
-            raise SystemExit(f"{path} is missing from the prepared folder: copy the whole folder again, or prepare "
-                             f"the corpus again with briskbert-prepare-data.")
-        if path.stat().st_size != want["bytes"] or sha256(path) != want["sha256"]:
-            raise SystemExit(f"{path} is not the file that was prepared ({path.stat().st_size:,} bytes, expected "
-                             f"{want['bytes']:,} and SHA-256 {want['sha256'][:12]}...): the copy is truncated or "
-                             f"corrupted. Copy it again, or prepare the corpus again with briskbert-prepare-data.")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -3,15 +3,25 @@
 A checkpoint is `accelerate`'s state (model, optimizer, scheduler, every process's RNG) plus
 `trainer_state.json` (step, tokens seen, data position), written into a temporary folder and renamed into
 place only when complete, so a run killed mid-save (even with kill -9) leaves the previous checkpoint as
-the latest. Only the last `keep` checkpoints are kept.
+the latest. Only the last `keep` checkpoints are kept. A disk that fills mid-save stops the run on every process
+with a message naming the folder and the space a checkpoint needs; the half-written folder is removed, the previous
+checkpoint stays, and --resume continues from it once there is room. A checkpoint file truncated or corrupted since
+(a copy between machines, a bad disk) is refused at resume, naming it.
 """
 
+import errno
 import json
 import shutil
 from pathlib import Path
 
+import torch
+
+from ..file_integrity import check_files, file_records
+
 PREFIX = "step_"
 STATE_FILE = "trainer_state.json"
+FILES_KEY = "files"  # in STATE_FILE: every other file's size and SHA-256, checked before a resume reads them
+LOW_SPACE = 16 * 2**20  # bytes: a write that failed with less than this left free ran out of space
 
 
 def checkpoint_dirs(root: Path) -> list[Path]:
@@ -28,10 +38,24 @@ def save_checkpoint(accelerator, root: Path, step: int, trainer_state: dict, kee
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))  # every process writes its RNG state; the main one the rest
+    full_disk = None
+    try:
+        accelerator.save_state(str(partial))  # every process writes its RNG state; the main one the rest
+        if accelerator.is_main_process:  # last: its presence marks the folder complete
+            record = {**trainer_state, FILES_KEY: file_records(partial)}
+            (partial / STATE_FILE).write_text(json.dumps(record, indent=2))
+    except Exception as error:  # noqa: BLE001 - only a full disk is handled; anything else is raised again
+        if not out_of_space(error, partial):
+            raise
+        full_disk = error
+    # every process learns of any process's full disk, so none waits alone at the next collective
+    flag = torch.tensor(float(full_disk is not None), device=accelerator.device)
+    if accelerator.reduce(flag, "max").item() if accelerator.num_processes > 1 else flag.item():
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise SystemExit(no_space_message(root, step, keep, full_disk))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (partial / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         for stale in checkpoint_dirs(root)[:-keep] if keep > 0 else []:
@@ -45,5 +69,40 @@ def load_latest_checkpoint(accelerator, root: Path) -> dict | None:
     found = checkpoint_dirs(root)
     if not found:
         return None
+    trainer_state = json.loads((found[-1] / STATE_FILE).read_text())
+    fix = (f"Delete {found[-1]} to resume from {found[-2].name}, the checkpoint before it." if len(found) > 1 else
+           f"No earlier checkpoint is kept: start again without --resume.")
+    check_files(found[-1], trainer_state.pop(FILES_KEY, {}), "checkpoint", fix)
     accelerator.load_state(str(found[-1]))
-    return json.loads((found[-1] / STATE_FILE).read_text())
+    return trainer_state
+
+
+def out_of_space(error: BaseException, folder: Path) -> bool:
+    """Whether `error` is a full disk (or quota, or file-size limit): an OSError saying so anywhere in its chain (torch's
+    distributed checkpoint wraps each process's), or, since torch.save reports a full disk as a bare iostream error,
+    any error that leaves less than LOW_SPACE free where it was writing."""
+    seen, pending = set(), [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        pending += [current.__cause__, current.__context__]
+        pending += [failure for failure in getattr(current, "failures", {}).values() if isinstance(failure, BaseException)]
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    return existing is not None and shutil.disk_usage(existing).free < LOW_SPACE
+
+
+def no_space_message(root: Path, step: int, keep: int, error: BaseException | None) -> str:
+    found = checkpoint_dirs(root)
+    free = shutil.disk_usage(root).free / 2**20
+    if not found:
+        return (f"No space left in {root} for the step-{step} checkpoint ({free:,.0f} MB free; {error}). Nothing was "
+                f"saved yet: free space there, or choose another --output-dir, and start again.")
+    size = sum(path.stat().st_size for path in found[-1].rglob("*") if path.is_file()) / 2**20
+    return (f"No space left in {root} for the step-{step} checkpoint: it needs about {size:,.0f} MB (the size of "
+            f"{found[-1].name}), and {free:,.0f} MB are free. {found[-1].name} is complete and kept. Free at least "
+            f"{max(size - free, 1):,.0f} MB there{' (or lower --keep-checkpoints)' if keep > 1 else ''}, then rerun "
+            f"with --resume.")

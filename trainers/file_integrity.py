@@ -1,0 +1,33 @@
+"""Files that are either what was written or refused by name: each file's size and SHA-256 recorded when a folder is
+written (a prepared corpus, a training checkpoint) and checked before it is read, so a truncated copy or a flipped
+byte is named at load instead of surfacing as an Arrow or unpickling error, or as wrong numbers, hours later."""
+
+import hashlib
+from pathlib import Path
+
+
+def file_records(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, dict]:
+    """{relative path: {"bytes", "sha256"}} for every file under `folder` except those named in `skip`."""
+    return {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256(path)}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in skip}
+
+
+def check_files(folder: Path, expected: dict[str, dict], what: str, fix: str) -> None:
+    """Every recorded file present, of its size and content; else SystemExit naming the file, `what` the folder is
+    and the `fix`."""
+    for name, want in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing from the {what}: {fix}")
+        if path.stat().st_size != want["bytes"] or sha256(path) != want["sha256"]:
+            raise SystemExit(f"{path} is not the file that was written to the {what} ({path.stat().st_size:,} bytes, "
+                             f"expected {want['bytes']:,} and SHA-256 {want['sha256'][:12]}...): it is truncated or "
+                             f"corrupted. {fix}")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
