@@ -71,7 +71,7 @@ def load_latest_checkpoint(accelerator, root: Path) -> dict | None:
         return None
     trainer_state = json.loads((found[-1] / STATE_FILE).read_text())
     fix = (f"Delete {found[-1]} to resume from {found[-2].name}, the checkpoint before it." if len(found) > 1 else
-           f"No earlier checkpoint is kept: start again without --resume.")
+           "No earlier checkpoint is kept: start again without --resume.")
     check_files(found[-1], trainer_state.pop(FILES_KEY, {}), "checkpoint", fix)
     accelerator.load_state(str(found[-1]))
     return trainer_state
