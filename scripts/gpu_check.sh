@@ -13,7 +13,11 @@
 #   3. benchmark: base preset, seq 128, bf16, inference and training, against HF BertModel and ModernBertModel, with
 #      MFU against the measured bf16 matmul peak;
 #   4. pretrain: 100 steps of `base` on packed rows, bf16 autocast (the low-precision LayerNorm), fused AdamW,
-#      FlexAttention's ALiBi score_mod and document mask; tokens/s and MFU from its metrics.
+#      FlexAttention's ALiBi score_mod and document mask; tokens/s and MFU from its metrics;
+#   5. fsdp: hub_configs/accelerate/fsdp-8gpu.yaml on this machine's one GPU (FSDP2, sharded state dict): 20 steps
+#      with a checkpoint at 10 and 20, then a resume from 10 that must repeat steps 11-20 bit for bit, a sharded
+#      checkpoint (pytorch_model_fsdp_0/*.distcp) and a final/ of BriskBERT's own code. With --cpu, where accelerate
+#      has no FSDP, the stage checks that the launcher refuses the config instead of running it as DDP.
 # A stage that fails is recorded with its exit status and the next one still runs; the script exits non-zero if any
 # stage failed.
 set -uo pipefail
@@ -89,11 +93,42 @@ pretrain() {
         --output-dir "$OUT/pretrain"
 }
 
+fsdp() {
+    local run="$OUT/fsdp" args launch
+    args=(--preset "$PRESET" --tokenizer data/tokenizer --train-data data/corpus/en --max-steps 20 --save-every 10
+          --keep-checkpoints 2 --micro-batch-size "$BATCH" --max-seq-length 128 --log-every 1 --eval-every 10
+          --eval-rows 16 --hidden-dropout-prob 0 --output-dir "$run")
+    launch=($PY -m accelerate.commands.launch --config_file hub_configs/accelerate/fsdp-8gpu.yaml --num_processes 1
+            --mixed_precision "$PRECISION" -m briskbert.scripts.pretrain)
+    if [ "$DEVICE" = cpu ]; then
+        "${launch[@]}" "${args[@]}" > "$OUT/fsdp-refused.log" 2>&1 && { echo "FSDP on CPU was not refused"; return 1; }
+        grep -q "accelerate runs FSDP on GPUs only" "$OUT/fsdp-refused.log"
+        return $?
+    fi
+    "${launch[@]}" "${args[@]}" || return 1
+    ls "$run"/checkpoints/step_00000010/pytorch_model_fsdp_0/*.distcp || { echo "no sharded checkpoint"; return 1; }
+    cp "$run/metrics.jsonl" "$OUT/fsdp-uninterrupted.jsonl"
+    rm -rf "$run/checkpoints/step_00000020" "$run/final"
+    "${launch[@]}" "${args[@]}" --resume || return 1
+    $PY - "$run" "$OUT/fsdp-uninterrupted.jsonl" <<'EOF'
+import json, sys
+from pathlib import Path
+run, before = Path(sys.argv[1]), Path(sys.argv[2])
+curve = lambda path: [json.loads(line)["loss"] for line in path.read_text().splitlines()]
+assert curve(run / "metrics.jsonl") == curve(before), "the resumed FSDP run left the uninterrupted curve"
+assert not list((run / "final").glob("_fsdp*")), "torch's FSDP modules were saved as the model's code"
+from transformers import AutoModelForMaskedLM
+AutoModelForMaskedLM.from_pretrained(run / "final", trust_remote_code=True)
+print("fsdp: sharded checkpoint, bit-for-bit resume, final/ loads")
+EOF
+}
+
 cd "$HERE/.."
 stage install install_missing
 stage cuda-tests cuda_tests
 stage benchmark benchmark
 stage pretrain pretrain
+stage fsdp fsdp
 
 $PY - "$OUT" "$MODE" <<'EOF'
 import json, sys

@@ -1,5 +1,5 @@
 """scripts/gpu_check.sh, the prepared check for a GPU machine, runs end to end in its CPU mode: every stage (install,
-the CUDA tests, the benchmark against HF BertModel and ModernBertModel, packed pretraining) runs at tiny sizes and
+the CUDA tests, the benchmark against HF BertModel and ModernBertModel, packed pretraining, FSDP) runs at tiny sizes and
 the summary JSON holds each stage's status and the figures the GPU run reports."""
 
 import json
@@ -21,10 +21,10 @@ def test_gpu_check_runs_every_stage_in_cpu_mode(tmp_path):
                             cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     record = json.loads((out / "gpu_check.json").read_text())
-    assert [stage["stage"] for stage in record["stages"]] == ["install", "cuda-tests", "benchmark", "pretrain"]
+    assert [stage["stage"] for stage in record["stages"]] == ["install", "cuda-tests", "benchmark", "pretrain", "fsdp"]
     assert all(stage["status"] == 0 for stage in record["stages"]), record["stages"]
     log = (out / "gpu_check.log").read_text()
-    assert re.findall(r"^=== ([\w-]+):", log, flags=re.M) == ["install", "cuda-tests", "benchmark", "pretrain"]
+    assert re.findall(r"^=== ([\w-]+):", log, flags=re.M) == ["install", "cuda-tests", "benchmark", "pretrain", "fsdp"]
     # on a CPU every CUDA test is skipped, each with its reason in the JUnit report
     skipped = ElementTree.parse(out / "cuda-tests.xml").getroot().iter("skipped")
     reasons = [element.get("message") for element in skipped]
@@ -34,3 +34,5 @@ def test_gpu_check_runs_every_stage_in_cpu_mode(tmp_path):
     assert record["inference_vs_modernbert"] > 0 and record["train_vs_modernbert"] > 0
     assert record["pretrain"]["steps"] == 3 and record["pretrain"]["tokens_per_s"] > 0
     assert 0 < record["pretrain"]["mfu"] < 1
+    # accelerate has no FSDP on CPU: the stage proves the launcher refuses the config rather than run it as DDP
+    assert "accelerate runs FSDP on GPUs only" in (out / "fsdp-refused.log").read_text()
