@@ -53,6 +53,9 @@ def test_prepared_rows_are_the_raw_paths_rows_whatever_the_workers(prepared, tok
     assert record["packing_efficiency"] == pytest.approx(tokens / (64 * len(rows)))
     assert record["num_proc"] == 2 and record["tokens_per_s_per_process"] > 0
     assert record["tokenizer_fingerprint"] == tokenizer_fingerprint(tokenizer)
+    # 2-byte ids and segment indices: a prepared token takes a little over 4 bytes, not the 16 of Python ints
+    assert rows.features["input_ids"].feature.dtype == "uint16" and rows.features["sequence_ids"].feature.dtype == "int16"
+    assert 4 < record["bytes_per_token"] < 5
     assert {"state.json", "dataset_info.json"} <= set(record["files"]) and any(
         name.endswith(".arrow") for name in record["files"])
 
@@ -167,7 +170,8 @@ def test_the_measurement_reports_rate_start_up_and_memory_at_two_sizes(tmp_path,
     lines = (data_dir / "corpus/en/us_inaugural_addresses.txt").read_text(encoding="utf-8").splitlines()
     (tmp_path / "corpus.txt").write_text("\n".join(line for line in lines[:1500] if line.strip()) + "\n")
     run([sys.executable, str(REPO / "scripts" / "measure_data_preparation.py"), "--corpus", str(tmp_path / "corpus.txt"),
-         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--output-dir", str(tmp_path / "m")],
+         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--loader-batch-size", "8",
+         "--output-dir", str(tmp_path / "m")],
         tmp_path / "cache")
     record = json.loads((tmp_path / "m" / "data_preparation.json").read_text())
     full, tenth = (next(p for p in record["preparations"] if p["corpus"] == size) for size in ("full", "tenth"))
@@ -177,3 +181,6 @@ def test_the_measurement_reports_rate_start_up_and_memory_at_two_sizes(tmp_path,
         ("full", "prepared"), ("full", "raw"), ("tenth", "prepared"), ("tenth", "raw")]
     assert all(r["startup_seconds"] > 0 and r["peak_resident_mb"] > 100 for r in record["results"])
     assert record["meta"]["cpu"]
+    loader = record["loader"]
+    assert loader["tokens"] > 0 and 0 < loader["tokens_per_s"] < min(loader["read_and_collate_tokens_per_s"],
+                                                                      loader["masking_tokens_per_s"])

@@ -94,8 +94,17 @@ def tokenize_and_pack(
     tokens = corpus.map(tokenize, batched=True, remove_columns=[text_column], **parallel)
     pack = partial(pack_documents, max_seq_length=max_seq_length, cls_id=tokenizer.cls_token_id,
                    sep_id=tokenizer.sep_token_id)
-    packed = tokens.map(pack, batched=True, batch_size=docs_per_pack)
+    packed = tokens.map(pack, batched=True, batch_size=docs_per_pack, features=packed_features(len(tokenizer)))
     return packed.map(lambda batch, indices: {"row_id": indices}, with_indices=True, batched=True)
+
+
+def packed_features(vocab_size: int) -> datasets.Features:
+    """The narrowest types that hold a packed row's ids: 2 bytes per token id for a vocabulary of up to 65,536, and 2
+    per segment index (a row of 8,192 tokens holds at most 2,730 segments of [CLS] token [SEP]), instead of the 8
+    bytes each that Python ints would be stored as, so a prepared corpus takes a quarter of the disk and page cache."""
+    id_type = "uint16" if vocab_size <= 2**16 else "int32"
+    return datasets.Features({"input_ids": datasets.Sequence(datasets.Value(id_type)),
+                              "sequence_ids": datasets.Sequence(datasets.Value("int16"))})
 
 
 def row_lengths(rows: datasets.Dataset):

@@ -121,6 +121,7 @@ def prepare_corpus(config: PrepareDataConfig, echo=print) -> dict:
         "files": file_records(partial),
         "config": asdict(config),
     }
+    record["bytes_per_token"] = sum(file["bytes"] for file in record["files"].values()) / max(tokens, 1)
     (partial / INFO_FILE).write_text(json.dumps(record, indent=2))
     if output.exists():  # --overwrite: the old folder goes only once the new one is complete
         shutil.rmtree(output)

@@ -1,6 +1,6 @@
 """What preparing the corpus once buys a pretraining run, measured in fresh processes as a user starts them: the
-preparation's rate per worker process, the launcher's start-up time on prepared and on raw data, and its peak
-resident memory at two corpus sizes 10x apart. What `scripts/measure_data_preparation.py` runs.
+preparation's rate per worker process, the launcher's start-up time on prepared and on raw data, its peak
+resident memory at two corpus sizes 10x apart, and the tokens/s one loader process feeds from a prepared folder. What `scripts/measure_data_preparation.py` runs.
 
 Every process gets an empty datasets cache, so nothing is reused between them: a raw-data start-up here is a first
 start (a later one, on the same corpus and tokenizer, finds the tokenized rows in the cache). The corpus is written
@@ -12,11 +12,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
+
 from ..data.corpus import read_texts
+from ..data.masking import MLMMasking
+from ..data.packing import collate_rows
+from ..data.prepared import load_prepared
+from ..data.sampling import GlobalOrderBatchSampler
 from ..measuring import cpu_description
+from ..pretraining.loop import mask_seeds
 from ..resources import data_path
 from .records import write_record
 
@@ -30,6 +40,7 @@ class DataPreparationConfig:
     workers: list[int] = field(default_factory=lambda: [1, 2])  # preparation's worker processes, each measured
     pretrain_steps: int = 5
     smaller_fraction: float = 0.1  # the second corpus size: this share of the corpus's texts
+    loader_batch_size: int = 128  # rows per batch when measuring what one loader process feeds
     output_dir: str = "outputs/data-preparation"
 
 
@@ -66,10 +77,33 @@ def measure_data_preparation(config: DataPreparationConfig) -> dict:
             runs.append({"corpus": size, "megabytes": corpora[size].stat().st_size / 1e6, "data": data,
                          "startup_seconds": summary["startup_seconds"],
                          "peak_resident_mb": summary["peak_resident_mb"]})
-    print_tables(preparations, runs)
+    loader = loader_rate(next(p["folder"] for p in preparations if p["corpus"] == "full"), config)
+    print_tables(preparations, runs, loader)
     return write_record(str(work / "data_preparation.json"), "", {"cpu": cpu_description(), "config": asdict(config),
                                                                   "cpu_count": os.cpu_count()},
-                        runs, preparations=preparations)
+                        runs, preparations=preparations, loader=loader)
+
+
+def loader_rate(folder: str, config: DataPreparationConfig, batches: int = 100) -> dict:
+    """Tokens/s one process feeds from a prepared folder, as the launcher reads it: the sampler's rows read from the
+    memory map and collated into padded batches, then masked (which runs in the training process)."""
+    tokenizer = AutoTokenizer.from_pretrained(data_path(config.tokenizer), trust_remote_code=True)
+    rows, _ = load_prepared(folder, tokenizer, config.max_seq_length)
+    sampler = GlobalOrderBatchSampler(len(rows), config.loader_batch_size, seed=0)
+    loader = iter(DataLoader(rows, batch_sampler=sampler, collate_fn=partial(collate_rows,
+                                                                             pad_token_id=tokenizer.pad_token_id)))
+    masking = MLMMasking.from_tokenizer(tokenizer, config.max_seq_length)
+    start = time.perf_counter()
+    read = [next(loader) for _ in range(batches)]
+    reading = time.perf_counter() - start
+    start = time.perf_counter()
+    for step, batch in enumerate(read):
+        masking(batch["input_ids"], batch["attention_mask"], 0.3, mask_seeds(0, step, rows=batch["row_id"]))
+    masking_seconds = time.perf_counter() - start
+    tokens = sum(int(batch["attention_mask"].sum()) for batch in read)
+    return {"rows_per_batch": config.loader_batch_size, "batches": batches, "tokens": tokens,
+            "read_and_collate_tokens_per_s": tokens / reading, "masking_tokens_per_s": tokens / masking_seconds,
+            "tokens_per_s": tokens / (reading + masking_seconds)}
 
 
 def run_job(module_and_args: list[str]) -> None:
@@ -81,7 +115,7 @@ def run_job(module_and_args: list[str]) -> None:
         raise SystemExit(f"{module_and_args[0]} exited {result.returncode}:\n{result.stderr[-4000:]}")
 
 
-def print_tables(preparations: list[dict], runs: list[dict]) -> None:
+def print_tables(preparations: list[dict], runs: list[dict], loader: dict) -> None:
     print(f"\n{'corpus':>7} {'MB':>6} {'workers':>7} {'rows':>8} {'tokens':>10} {'seconds':>8} {'tok/s/proc':>11}")
     for p in preparations:
         print(f"{p['corpus']:>7} {p['megabytes']:6.1f} {p['workers']:7d} {p['rows']:8,d} {p['tokens']:10,d} "
@@ -90,3 +124,6 @@ def print_tables(preparations: list[dict], runs: list[dict]) -> None:
     for r in runs:
         print(f"{r['corpus']:>7} {r['megabytes']:6.1f} {r['data']:>9} {r['startup_seconds']:10.1f} "
               f"{r['peak_resident_mb']:11.0f}")
+    print(f"\none loader process, batches of {loader['rows_per_batch']} rows: read + collate "
+          f"{loader['read_and_collate_tokens_per_s']:,.0f} tokens/s, masking {loader['masking_tokens_per_s']:,.0f} "
+          f"tokens/s, together {loader['tokens_per_s']:,.0f} tokens/s")
