@@ -164,16 +164,16 @@ def test_bad_preparation_settings_name_the_field():
         PrepareDataConfig(max_seq_length=2)
 
 
-def test_the_measurement_reports_rate_start_up_and_memory_at_two_sizes(tmp_path, data_dir):
-    """scripts/measure_data_preparation.py as docs/scale.md runs it, on a small corpus: every figure present and the
+def test_the_scale_measurement_reports_rate_start_up_memory_loader_and_checkpoint(tmp_path, data_dir):
+    """scripts/measure_scale.py as docs/scale.md runs it, on a small corpus: every figure present and the
     smaller corpus a tenth of the larger one."""
     lines = (data_dir / "corpus/en/us_inaugural_addresses.txt").read_text(encoding="utf-8").splitlines()
     (tmp_path / "corpus.txt").write_text("\n".join(line for line in lines[:1500] if line.strip()) + "\n")
-    run([sys.executable, str(REPO / "scripts" / "measure_data_preparation.py"), "--corpus", str(tmp_path / "corpus.txt"),
-         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--loader-batch-size", "8",
+    run([sys.executable, str(REPO / "scripts" / "measure_scale.py"), "--corpus", str(tmp_path / "corpus.txt"),
+         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--loader-batch-size", "8", "--checkpoint-preset", "tiny",
          "--output-dir", str(tmp_path / "m")],
         tmp_path / "cache")
-    record = json.loads((tmp_path / "m" / "data_preparation.json").read_text())
+    record = json.loads((tmp_path / "m" / "scale.json").read_text())
     full, tenth = (next(p for p in record["preparations"] if p["corpus"] == size) for size in ("full", "tenth"))
     assert 0.05 < tenth["megabytes"] / full["megabytes"] < 0.15 and 0.05 < tenth["tokens"] / full["tokens"] < 0.15
     assert full["tokens_per_s_per_process"] > 0 and full["workers"] == 1
@@ -184,3 +184,6 @@ def test_the_measurement_reports_rate_start_up_and_memory_at_two_sizes(tmp_path,
     loader = record["loader"]
     assert loader["tokens"] > 0 and 0 < loader["tokens_per_s"] < min(loader["read_and_collate_tokens_per_s"],
                                                                       loader["masking_tokens_per_s"])
+    checkpoint = record["checkpoint"]  # BriskBERT-tiny: fp32 weights and two AdamW moments, 12 bytes per parameter
+    assert checkpoint["preset"] == "tiny" and 12 * checkpoint["parameters"] < checkpoint["bytes"] < 14 * checkpoint[
+        "parameters"] and checkpoint["seconds"] > 0

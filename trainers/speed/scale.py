@@ -1,6 +1,7 @@
-"""What preparing the corpus once buys a pretraining run, measured in fresh processes as a user starts them: the
-preparation's rate per worker process, the launcher's start-up time on prepared and on raw data, its peak
-resident memory at two corpus sizes 10x apart, and the tokens/s one loader process feeds from a prepared folder. What `scripts/measure_data_preparation.py` runs.
+"""The figures docs/scale.md scales up from, measured on this machine: the data preparation's rate per worker process,
+the pretraining launcher's start-up time on prepared and on raw data (in fresh processes, as a user starts them) and
+its peak resident memory at two corpus sizes 10x apart, the tokens/s one loader process feeds from a prepared folder,
+and the size and write time of a checkpoint of the preset a GPU run would train. What `scripts/measure_scale.py` runs.
 
 Every process gets an empty datasets cache, so nothing is reused between them: a raw-data start-up here is a first
 start (a later one, on the same corpus and tokenizer, finds the tokenized rows in the cache). The corpus is written
@@ -9,6 +10,7 @@ once as plain text (its non-blank lines), whole and its first tenth, so both siz
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,22 +19,26 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
+import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
+from ...modeling import BriskBertConfig, BriskBertForMaskedLM
 from ..data.corpus import read_texts
 from ..data.masking import MLMMasking
 from ..data.packing import collate_rows
 from ..data.prepared import load_prepared
 from ..data.sampling import GlobalOrderBatchSampler
 from ..measuring import cpu_description
+from ..pretraining.checkpointing import save_checkpoint
 from ..pretraining.loop import mask_seeds
 from ..resources import data_path
+from ..training import make_accelerator
 from .records import write_record
 
 
 @dataclass
-class DataPreparationConfig:
+class ScaleConfig:
     corpus: list[str] = field(default_factory=lambda: ["data/corpus/en"])  # files or folders of raw text
     tokenizer: str = "data/tokenizer"
     recipe: str = "tiny-cpu"  # the pretraining recipe whose start-up and memory are measured
@@ -41,10 +47,11 @@ class DataPreparationConfig:
     pretrain_steps: int = 5
     smaller_fraction: float = 0.1  # the second corpus size: this share of the corpus's texts
     loader_batch_size: int = 128  # rows per batch when measuring what one loader process feeds
-    output_dir: str = "outputs/data-preparation"
+    checkpoint_preset: str = "base"  # whose checkpoint (weights + AdamW state, through accelerate) is written and timed
+    output_dir: str = "outputs/scale"
 
 
-def measure_data_preparation(config: DataPreparationConfig) -> dict:
+def measure_scale(config: ScaleConfig) -> dict:
     work = Path(config.output_dir)
     work.mkdir(parents=True, exist_ok=True)
     texts = read_texts([data_path(source) for source in config.corpus])
@@ -78,13 +85,14 @@ def measure_data_preparation(config: DataPreparationConfig) -> dict:
                          "startup_seconds": summary["startup_seconds"],
                          "peak_resident_mb": summary["peak_resident_mb"]})
     loader = loader_rate(next(p["folder"] for p in preparations if p["corpus"] == "full"), config)
-    print_tables(preparations, runs, loader)
-    return write_record(str(work / "data_preparation.json"), "", {"cpu": cpu_description(), "config": asdict(config),
-                                                                  "cpu_count": os.cpu_count()},
-                        runs, preparations=preparations, loader=loader)
+    checkpoint = checkpoint_write(work / "checkpoint", config.checkpoint_preset)
+    print_tables(preparations, runs, loader, checkpoint)
+    return write_record(str(work / "scale.json"), "", {"cpu": cpu_description(), "config": asdict(config),
+                                                       "cpu_count": os.cpu_count()},
+                        runs, preparations=preparations, loader=loader, checkpoint=checkpoint)
 
 
-def loader_rate(folder: str, config: DataPreparationConfig, batches: int = 100) -> dict:
+def loader_rate(folder: str, config: ScaleConfig, batches: int = 100) -> dict:
     """Tokens/s one process feeds from a prepared folder, as the launcher reads it: the sampler's rows read from the
     memory map and collated into padded batches, then masked (which runs in the training process)."""
     tokenizer = AutoTokenizer.from_pretrained(data_path(config.tokenizer), trust_remote_code=True)
@@ -115,7 +123,26 @@ def run_job(module_and_args: list[str]) -> None:
         raise SystemExit(f"{module_and_args[0]} exited {result.returncode}:\n{result.stderr[-4000:]}")
 
 
-def print_tables(preparations: list[dict], runs: list[dict], loader: dict) -> None:
+def checkpoint_write(folder: Path, preset: str) -> dict:
+    """Bytes and seconds of one save_checkpoint of `preset` (BriskBertForMaskedLM, AdamW with its moments filled), the
+    launcher's own atomic write, in this process."""
+    accelerator = make_accelerator(folder, "no")
+    model = BriskBertForMaskedLM(BriskBertConfig.from_preset(preset, vocab_size=30528))
+    optimizer = torch.optim.AdamW(model.parameters())
+    for parameter in model.parameters():  # one step creates AdamW's moments, as a run's first step does
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    model, optimizer = accelerator.prepare(model, optimizer)
+    start = time.perf_counter()
+    saved = save_checkpoint(accelerator, folder, 1, {"step": 1}, keep=1)
+    seconds = time.perf_counter() - start
+    size = sum(path.stat().st_size for path in saved.rglob("*") if path.is_file())
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"preset": preset, "parameters": sum(p.numel() for p in model.parameters()), "bytes": size,
+            "seconds": seconds, "megabytes_per_s": size / 2**20 / seconds}
+
+
+def print_tables(preparations: list[dict], runs: list[dict], loader: dict, checkpoint: dict) -> None:
     print(f"\n{'corpus':>7} {'MB':>6} {'workers':>7} {'rows':>8} {'tokens':>10} {'seconds':>8} {'tok/s/proc':>11}")
     for p in preparations:
         print(f"{p['corpus']:>7} {p['megabytes']:6.1f} {p['workers']:7d} {p['rows']:8,d} {p['tokens']:10,d} "
@@ -127,3 +154,5 @@ def print_tables(preparations: list[dict], runs: list[dict], loader: dict) -> No
     print(f"\none loader process, batches of {loader['rows_per_batch']} rows: read + collate "
           f"{loader['read_and_collate_tokens_per_s']:,.0f} tokens/s, masking {loader['masking_tokens_per_s']:,.0f} "
           f"tokens/s, together {loader['tokens_per_s']:,.0f} tokens/s")
+    print(f"checkpoint of {checkpoint['preset']} ({checkpoint['parameters']:,} parameters): "
+          f"{checkpoint['bytes'] / 2**30:.2f} GiB in {checkpoint['seconds']:.1f} s ({checkpoint['megabytes_per_s']:,.0f} MiB/s)")
