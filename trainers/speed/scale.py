@@ -117,7 +117,9 @@ def loader_rate(folder: str, config: ScaleConfig, batches: int = 100) -> dict:
 def run_job(module_and_args: list[str]) -> None:
     """One launcher in a fresh process with an empty datasets cache of its own."""
     with tempfile.TemporaryDirectory(prefix="datasets-cache-") as cache:
-        env = {**os.environ, "HF_DATASETS_CACHE": cache, "HF_HUB_OFFLINE": "1"}
+        # one core per worker: the fast tokenizer would otherwise spread one process's batches over threads, and the
+        # figure per worker would count them as one
+        env = {**os.environ, "HF_DATASETS_CACHE": cache, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         result = subprocess.run([sys.executable, "-m", *module_and_args], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{module_and_args[0]} exited {result.returncode}:\n{result.stderr[-4000:]}")
