@@ -116,3 +116,30 @@ def tiny_briskbert(tmp_path_factory, tokenizer) -> Path:
     BriskBertForMaskedLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    """Three pretraining steps of 16 rows in one process: the large batch the other layouts must reproduce."""
+    from pretrain_runs import pretrain
+
+    output = tmp_path_factory.mktemp("reference")
+    pretrain(output, "--max-steps", "3", "--micro-batch-size", "16", "--save-every", "100")
+    return output
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """`uninterrupted(*args)`: the finished pretraining run an interrupted one with these flags must reproduce, made
+    once per set of flags (kill -9 and SIGTERM share theirs)."""
+    from pretrain_runs import pretrain
+
+    runs = {}
+
+    def run(*args: str) -> Path:
+        if args not in runs:
+            runs[args] = tmp_path_factory.mktemp("uninterrupted")
+            pretrain(runs[args], *args)
+        return runs[args]
+
+    return run

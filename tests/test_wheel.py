@@ -125,8 +125,10 @@ def test_pretrain_finetune_and_push_from_the_installed_package(venv):
     (work / "my_corpus.txt").write_text("\n".join(lines) + "\n")
     write_task(work / "my_tasks", "sst2", n_train=16, n_validation=16)
 
-    # 1. a bundled recipe by name, on the user's own text file; the tokenizer is the recipe's bundled one
-    run(venv, "briskbert-pretrain", "--config", "tiny-cpu", "--train-data", "my_corpus.txt", "--max-steps", "3",
+    # 1. the user's own text file, prepared once with the bundled tokenizer, then a bundled recipe by name on it
+    run(venv, "briskbert-prepare-data", "--train-data", "my_corpus.txt", "--max-seq-length", "64", "--output",
+        "prepared")
+    run(venv, "briskbert-pretrain", "--config", "tiny-cpu", "--train-data", "prepared", "--max-steps", "3",
         "--max-seq-length", "64", "--eval-rows", "4", "--eval-every", "3", "--log-every", "1", "--save-every", "3",
         "--peak-tflops", "1", "--output-dir", "pretrained")
     summary = json.loads((work / "pretrained" / "summary.json").read_text())

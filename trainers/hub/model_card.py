@@ -338,8 +338,9 @@ def stage_budget(summary: dict, train_config: dict) -> list[tuple[str, str]]:
             ("tokens seen", f"{summary['tokens_seen']:,}" if summary.get("tokens_seen") else None),
             ("optimizer steps", summary.get("steps"))]
     if train_config:
-        batch = train_config.get("micro_batch_size", 0) * train_config.get("gradient_accumulation_steps", 1) \
-            * (summary.get("num_processes") or 1)
+        # a resume on another number of processes keeps the global batch and changes accumulation: the summary has it
+        batch = summary.get("global_batch_size") or train_config.get("micro_batch_size", 0) \
+            * train_config.get("gradient_accumulation_steps", 1) * (summary.get("num_processes") or 1)
         warmup = train_config.get("head_warmup_steps")
         rows += [("batch (rows of max_seq_length)", batch or None),
                  ("masked-LM head warm-up", f"the first {warmup} steps train the head alone (encoder frozen) at "
