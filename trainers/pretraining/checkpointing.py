@@ -38,23 +38,14 @@ def save_checkpoint(accelerator, root: Path, step: int, trainer_state: dict, kee
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
-    full_disk = None
-    try:
-        accelerator.save_state(str(partial))  # every process writes its RNG state; the main one the rest
-        if accelerator.is_main_process:  # last: its presence marks the folder complete
-            record = {**trainer_state, FILES_KEY: file_records(partial)}
-            (partial / STATE_FILE).write_text(json.dumps(record, indent=2))
-    except Exception as error:  # noqa: BLE001 - only a full disk is handled; anything else is raised again
-        if not out_of_space(error, partial):
-            raise
-        full_disk = error
-    # every process learns of any process's full disk, so none waits alone at the next collective
-    flag = torch.tensor(float(full_disk is not None), device=accelerator.device)
-    if accelerator.reduce(flag, "max").item() if accelerator.num_processes > 1 else flag.item():
+    full_disk = unless_out_of_space(lambda: accelerator.save_state(str(partial)), partial)  # RNG state: every process
+    # a collective, so every process has written its files before the main one hashes them
+    if not on_any_process(accelerator, full_disk) and accelerator.is_main_process:
+        full_disk = unless_out_of_space(lambda: write_state_file(partial, trainer_state), partial)
+    if on_any_process(accelerator, full_disk):  # every process stops, none waits alone at the next collective
         if accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
         raise SystemExit(no_space_message(root, step, keep, full_disk))
-    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
@@ -62,6 +53,28 @@ def save_checkpoint(accelerator, root: Path, step: int, trainer_state: dict, kee
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def write_state_file(folder: Path, trainer_state: dict) -> None:
+    """Written last: its presence marks the folder complete, and it records every other file's size and SHA-256."""
+    record = {**trainer_state, FILES_KEY: file_records(folder)}
+    (folder / STATE_FILE).write_text(json.dumps(record, indent=2))
+
+
+def unless_out_of_space(write, folder: Path) -> BaseException | None:
+    """Runs `write`; returns the error if it ran out of space, raises any other."""
+    try:
+        write()
+    except Exception as error:  # noqa: BLE001 - only a full disk is handled; anything else is raised again
+        if not out_of_space(error, folder):
+            raise
+        return error
+    return None
+
+
+def on_any_process(accelerator, error: BaseException | None) -> bool:
+    flag = torch.tensor(float(error is not None), device=accelerator.device)
+    return bool((accelerator.reduce(flag, "max") if accelerator.num_processes > 1 else flag).item())
 
 
 def load_latest_checkpoint(accelerator, root: Path) -> dict | None:
