@@ -132,9 +132,11 @@ def prepare_corpus(config: PrepareDataConfig, echo=print) -> dict:
     return record
 
 
-def load_prepared(folder: str | Path, tokenizer, max_seq_length: int) -> tuple[datasets.Dataset, dict]:
+def load_prepared(folder: str | Path, tokenizer, max_seq_length: int,
+                  hash_files: bool = True) -> tuple[datasets.Dataset, dict]:
     """(memory-mapped rows, the folder's record); refuses a folder of another tokenizer or length, or whose files are
-    not the ones prepared."""
+    not the ones prepared: sizes always, contents when `hash_files` (hashing reads the whole corpus once, so in a
+    multi-process run one process per machine does it)."""
     folder = Path(folder)
     record = json.loads((folder / INFO_FILE).read_text())
     if record.get("format_version") != FORMAT_VERSION:
@@ -151,5 +153,5 @@ def load_prepared(folder: str | Path, tokenizer, max_seq_length: int) -> tuple[d
             f"--max-seq-length {record['max_seq_length']}, or prepare the corpus again with --max-seq-length "
             f"{max_seq_length}.")
     check_files(folder, record["files"], "prepared folder",
-                "Copy the whole folder again, or prepare the corpus again with briskbert-prepare-data.")
+                "Copy the whole folder again, or prepare the corpus again with briskbert-prepare-data.", hash_files)
     return datasets.load_from_disk(str(folder)), record

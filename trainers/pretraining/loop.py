@@ -321,7 +321,9 @@ def tokenizer_model_and_rows(config: PretrainConfig, accelerator):
             f"extend the tokenizer first (briskbert-train-tokenizer --extend), prepare the corpus with it, and pass "
             f"it as --tokenizer.")
     tokenizer, model = build_tokenizer_and_model(config, None, accelerator.print)
-    rows, record = load_prepared(prepared, tokenizer, config.max_seq_length)
+    with accelerator.local_main_process_first():  # it hashes the files; its machine's others then check sizes
+        rows, record = load_prepared(prepared, tokenizer, config.max_seq_length,
+                                     hash_files=accelerator.is_local_main_process)
     accelerator.print(f"prepared rows from {prepared} ({record['rows']:,} rows, {record['tokens']:,} tokens)")
     return tokenizer, model, rows
 
