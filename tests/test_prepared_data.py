@@ -146,15 +146,23 @@ def test_preparation_never_replaces_a_folder_unasked_and_leaves_no_half_folder(t
                                max_seq_length=64)
     with pytest.raises(SystemExit, match="already exists.*--overwrite"):
         prepare_corpus(config)
+    overwrite = PrepareDataConfig(**{**config.__dict__, "overwrite": True})
+    with pytest.raises(SystemExit, match="not a prepared corpus, and --overwrite replaces only a prepared folder"):
+        prepare_corpus(overwrite)
     assert (output / "mine.txt").read_text() == "the user's own file"
 
     # an interrupted preparation left its temporary folder: the next one replaces it and renames only when complete
-    (tmp_path / ".partial-shards").mkdir()
-    (tmp_path / ".partial-shards" / "stale.arrow").write_text("half written")
-    record = prepare_corpus(PrepareDataConfig(**{**config.__dict__, "overwrite": True}), echo=lambda *_: None)
-    assert not (tmp_path / ".partial-shards").exists() and not (output / "mine.txt").exists()
+    output = tmp_path / "shards-2"
+    config = PrepareDataConfig(**{**config.__dict__, "output": str(output)})
+    (tmp_path / ".partial-shards-2").mkdir()
+    (tmp_path / ".partial-shards-2" / "stale.arrow").write_text("half written")
+    record = prepare_corpus(config, echo=lambda *_: None)
+    assert not (tmp_path / ".partial-shards-2").exists() and "stale.arrow" not in os.listdir(output)
     assert json.loads((output / INFO_FILE).read_text())["rows"] == record["rows"] > 0
-    assert "stale.arrow" not in os.listdir(output)
+    # --overwrite replaces a prepared folder, once the new one is complete
+    again = prepare_corpus(PrepareDataConfig(**{**config.__dict__, "overwrite": True, "max_seq_length": 32}),
+                           echo=lambda *_: None)
+    assert json.loads((output / INFO_FILE).read_text())["max_seq_length"] == 32 and again["rows"] > record["rows"]
 
 
 def test_bad_preparation_settings_name_the_field():

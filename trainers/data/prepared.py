@@ -92,6 +92,9 @@ def prepare_corpus(config: PrepareDataConfig, echo=print) -> dict:
     output = Path(config.output)
     if output.exists() and not config.overwrite:
         raise SystemExit(f"{output} already exists: choose another --output, or pass --overwrite to replace it.")
+    if output.exists() and not is_prepared(output) and any(output.iterdir()):
+        raise SystemExit(f"{output} holds files that are not a prepared corpus, and --overwrite replaces only a prepared "
+                         f"folder: choose another --output.")
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(data_path(config.tokenizer), trust_remote_code=True)
     sources = [data_path(source) for source in config.train_data]
