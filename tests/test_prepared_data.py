@@ -178,7 +178,7 @@ def test_the_scale_measurement_reports_rate_start_up_memory_loader_and_checkpoin
     lines = (data_dir / "corpus/en/us_inaugural_addresses.txt").read_text(encoding="utf-8").splitlines()
     (tmp_path / "corpus.txt").write_text("\n".join(line for line in lines[:1500] if line.strip()) + "\n")
     run([sys.executable, str(REPO / "scripts" / "measure_scale.py"), "--corpus", str(tmp_path / "corpus.txt"),
-         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--loader-batch-size", "8", "--checkpoint-preset", "tiny",
+         "--workers", "1", "--pretrain-steps", "1", "--max-seq-length", "64", "--loader-batch-size", "8", "--checkpoint-preset", "tiny", "--repeats", "1",
          "--output-dir", str(tmp_path / "m")],
         tmp_path / "cache")
     record = json.loads((tmp_path / "m" / "scale.json").read_text())
@@ -188,7 +188,8 @@ def test_the_scale_measurement_reports_rate_start_up_memory_loader_and_checkpoin
     assert sorted((r["corpus"], r["data"]) for r in record["results"]) == [
         ("full", "prepared"), ("full", "raw"), ("tenth", "prepared"), ("tenth", "raw")]
     assert all(r["startup_seconds"] > 0 and r["peak_resident_mb"] > 100 for r in record["results"])
-    assert record["meta"]["cpu"]
+    assert record["meta"]["cpu"] and 100 < record["libraries_resident_mb"] < max(r["peak_resident_mb"] for r in
+                                                                              record["results"])
     loader = record["loader"]
     assert loader["tokens"] > 0 and 0 < loader["tokens_per_s"] < min(loader["read_and_collate_tokens_per_s"],
                                                                       loader["masking_tokens_per_s"])

@@ -5,12 +5,13 @@ and the size and write time of a checkpoint of the preset a GPU run would train.
 
 Every process gets an empty datasets cache, so nothing is reused between them: a raw-data start-up here is a first
 start (a later one, on the same corpus and tokenizer, finds the tokenized rows in the cache). The corpus is written
-once as plain text (its non-blank lines), whole and its first tenth, so both sizes are the same kind of text.
+once as plain text (its non-blank lines), whole and every tenth text, so both sizes are the same kind of text.
 """
 
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ class ScaleConfig:
     max_seq_length: int = 128
     workers: list[int] = field(default_factory=lambda: [1, 2])  # preparation's worker processes, each measured
     pretrain_steps: int = 5
+    repeats: int = 3  # starts of each pretraining run; the median start-up is reported
     smaller_fraction: float = 0.1  # the second corpus size: this share of the corpus's texts
     loader_batch_size: int = 128  # rows per batch when measuring what one loader process feeds
     checkpoint_preset: str = "base"  # whose checkpoint (weights + AdamW state, through accelerate) is written and timed
@@ -57,8 +59,8 @@ def measure_scale(config: ScaleConfig) -> dict:
     texts = read_texts([data_path(source) for source in config.corpus])
     corpora = {"full": work / "corpus-full.txt", "tenth": work / "corpus-tenth.txt"}
     corpora["full"].write_text("\n".join(texts) + "\n", encoding="utf-8")
-    corpora["tenth"].write_text("\n".join(texts[: int(len(texts) * config.smaller_fraction)]) + "\n",
-                                encoding="utf-8")
+    # every k-th text, not the first ones: the corpus's files differ in text length, so a prefix is not a tenth
+    corpora["tenth"].write_text("\n".join(texts[::round(1 / config.smaller_fraction)]) + "\n", encoding="utf-8")
 
     preparations = []
     for size, workers in [("full", n) for n in config.workers] + [("tenth", max(config.workers))]:
@@ -75,21 +77,37 @@ def measure_scale(config: ScaleConfig) -> dict:
     for size in ("full", "tenth"):
         prepared = next(p["folder"] for p in preparations if p["corpus"] == size)
         for data, train_data in (("prepared", prepared), ("raw", str(corpora[size]))):
-            output = work / f"pretrain-{size}-{data}"
-            run_job(["briskbert.scripts.pretrain", "--config", config.recipe, "--tokenizer", config.tokenizer,
-                     "--train-data", train_data, "--max-seq-length", str(config.max_seq_length), "--max-steps",
-                     str(config.pretrain_steps), "--save-every", "1000000", "--eval-every", "1000000",
-                     "--log-every", "1000000", "--peak-tflops", "1", "--output-dir", str(output)])
-            summary = json.loads((output / "summary.json").read_text())
+            summaries = []
+            for repeat in range(config.repeats):  # start-up varies by seconds between identical starts
+                output = work / f"pretrain-{size}-{data}-{repeat}"
+                shutil.rmtree(output, ignore_errors=True)
+                run_job(["briskbert.scripts.pretrain", "--config", config.recipe, "--tokenizer", config.tokenizer,
+                         "--train-data", train_data, "--max-seq-length", str(config.max_seq_length), "--max-steps",
+                         str(config.pretrain_steps), "--save-every", "1000000", "--eval-every", "1000000",
+                         "--log-every", "1000000", "--peak-tflops", "1", "--output-dir", str(output)])
+                summaries.append(json.loads((output / "summary.json").read_text()))
+            startups = sorted(summary["startup_seconds"] for summary in summaries)
             runs.append({"corpus": size, "megabytes": corpora[size].stat().st_size / 1e6, "data": data,
-                         "startup_seconds": summary["startup_seconds"],
-                         "peak_resident_mb": summary["peak_resident_mb"]})
+                         "startup_seconds": statistics.median(startups), "startup_seconds_each": startups,
+                         "peak_resident_mb": max(summary["peak_resident_mb"] for summary in summaries)})
+    libraries = libraries_resident_mb()
     loader = loader_rate(next(p["folder"] for p in preparations if p["corpus"] == "full"), config)
     checkpoint = checkpoint_write(work / "checkpoint", config.checkpoint_preset)
     print_tables(preparations, runs, loader, checkpoint)
+    print(f"a process that only imports the pretraining launcher: peak RSS {libraries:,.0f} MB")
     return write_record(str(work / "scale.json"), "", {"cpu": cpu_description(), "config": asdict(config),
                                                        "cpu_count": os.cpu_count()},
-                        runs, preparations=preparations, loader=loader, checkpoint=checkpoint)
+                        runs, preparations=preparations, loader=loader, checkpoint=checkpoint,
+                        libraries_resident_mb=libraries)
+
+
+def libraries_resident_mb() -> float:
+    """Peak resident memory of a fresh process that imports the pretraining launcher and nothing more: the share of a
+    run's memory that is torch, transformers, datasets and accelerate themselves."""
+    probe = ("import briskbert.trainers.pretraining.loop; from briskbert.trainers.measuring import peak_resident_mb; "
+             "print(peak_resident_mb())")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return float(result.stdout.split()[-1])
 
 
 def loader_rate(folder: str, config: ScaleConfig, batches: int = 100) -> dict:
@@ -149,9 +167,10 @@ def print_tables(preparations: list[dict], runs: list[dict], loader: dict, check
     for p in preparations:
         print(f"{p['corpus']:>7} {p['megabytes']:6.1f} {p['workers']:7d} {p['rows']:8,d} {p['tokens']:10,d} "
               f"{p['seconds']:8.1f} {p['tokens_per_s_per_process']:11,.0f}")
-    print(f"\n{'corpus':>7} {'MB':>6} {'data':>9} {'start-up s':>10} {'peak RSS MB':>11}")
+    print(f"\n{'corpus':>7} {'MB':>6} {'data':>9} {'start-up s (median, each)':>26} {'peak RSS MB':>11}")
     for r in runs:
-        print(f"{r['corpus']:>7} {r['megabytes']:6.1f} {r['data']:>9} {r['startup_seconds']:10.1f} "
+        each = ", ".join(f"{seconds:.1f}" for seconds in r["startup_seconds_each"])
+        print(f"{r['corpus']:>7} {r['megabytes']:6.1f} {r['data']:>9} {r['startup_seconds']:6.1f} ({each}) "
               f"{r['peak_resident_mb']:11.0f}")
     print(f"\none loader process, batches of {loader['rows_per_batch']} rows: read + collate "
           f"{loader['read_and_collate_tokens_per_s']:,.0f} tokens/s, masking {loader['masking_tokens_per_s']:,.0f} "
