@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 
-def file_records(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, dict]:
-    """{relative path: {"bytes", "sha256"}} for every file under `folder` except those named in `skip`."""
+def file_records(folder: Path) -> dict[str, dict]:
+    """{relative path: {"bytes", "sha256"}} for every file under `folder`."""
     return {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256(path)}
-            for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in skip}
+            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def check_files(folder: Path, expected: dict[str, dict], what: str, fix: str, content: bool = True) -> None:

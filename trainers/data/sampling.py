@@ -6,10 +6,9 @@ epochs follow each other. Optimizer step s reads the stream's positions [s*G, (s
 (micro-batch rows x processes x accumulation steps); micro-batch a of process k reads the micro-batch-sized slice
 a*n + k of them (n processes). So every row is read once per epoch, and none is dropped or repeated to even out the
 processes (accelerate's `even_batches` repeats rows); only a step that straddles two epochs can read a row twice,
-once from each. And a step reads the same rows on 1 process accumulating 8
-micro-batches as on 8 processes accumulating 1: a run resumed on another number of processes, at the same global
-batch, reads exactly the rows the uninterrupted run would have. (Each row's masks depend on the seed, the step and the
-row alone, see masking.py.)
+once from each. And a step reads the same rows on 1 process accumulating 8 micro-batches as on 8 processes
+accumulating 1: a run resumed on another number of processes, at the same global batch, reads exactly the rows the
+uninterrupted run would have. (Each row's masks depend on the seed, the step and the row alone, see masking.py.)
 """
 
 from collections.abc import Iterator
