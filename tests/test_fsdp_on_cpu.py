@@ -1,5 +1,6 @@
 """FSDP on CPU processes. accelerate runs FSDP on GPUs only: given an FSDP config on CPU processes it silently runs
-plain DDP (measured here: no sharded state written), so the launchers refuse it, naming the config to use. The
+plain DDP (measured here: no sharded state written), so the launchers refuse it, naming the config to use
+(tests/test_gpu_check.py, whose CPU mode launches the shipped FSDP config, checks the refusal). The
 sharded path itself is proven under torch directly (tests/fsdp_worker.py: FSDP2's fully_shard per BriskBertLayer,
 gloo, torch.distributed.checkpoint): BriskBERT trains on the 1-process curve, writes one shard per process, resumes
 bit for bit, reshards onto another number of processes, and gathers into an ordinary save_pretrained folder."""
@@ -16,21 +17,6 @@ from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = str(REPO / "tests" / "fsdp_worker.py")
-
-
-def test_an_fsdp_config_on_cpu_processes_is_refused_rather_than_run_as_ddp(tmp_path):
-    output = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-         str(REPO / "hub_configs" / "accelerate" / "fsdp-8gpu.yaml"), "--num_processes", "2", "--mixed_precision",
-         "no", "--main_process_port", str(free_port()), str(REPO / "scripts" / "pretrain.py"), "--config",
-         "tiny-cpu", "--max-steps", "2", "--output-dir", str(output)],
-        cwd=REPO, env=launch_environment(), capture_output=True, text=True, timeout=600)
-    assert result.returncode != 0
-    assert ("The accelerate config asks for FSDP, but accelerate runs FSDP on GPUs only: here it would run 2 CPU "
-            "processes as MULTI_CPU") in result.stderr, result.stderr[-3000:]
-    assert "launch with hub_configs/accelerate/cpu-2proc.yaml" in result.stderr
-    assert not (output / "checkpoints").exists()
 
 
 def worker(output: Path, processes: int, *args: str) -> dict:

@@ -35,4 +35,7 @@ def test_gpu_check_runs_every_stage_in_cpu_mode(tmp_path):
     assert record["pretrain"]["steps"] == 3 and record["pretrain"]["tokens_per_s"] > 0
     assert 0 < record["pretrain"]["mfu"] < 1
     # accelerate has no FSDP on CPU: the stage proves the launcher refuses the config rather than run it as DDP
-    assert "accelerate runs FSDP on GPUs only" in (out / "fsdp-refused.log").read_text()
+    refusal = (out / "fsdp-refused.log").read_text()
+    assert ("The accelerate config asks for FSDP, but accelerate runs FSDP on GPUs only: here it would run 1 CPU "
+            "processes as") in refusal and "launch with hub_configs/accelerate/cpu-2proc.yaml" in refusal
+    assert not (out / "fsdp" / "checkpoints").exists(), "the refused run wrote a checkpoint"
