@@ -63,7 +63,6 @@ def test_a_run_resumed_on_another_number_of_processes_stays_on_the_curve(tmp_pat
     assert (summary["num_processes"], summary["global_batch_size"]) == (then, 16)
 
 
-
 def test_a_global_batch_that_does_not_split_on_the_new_processes_is_refused_naming_sizes_that_do():
     state = TrainerState(step=3, global_batch_size=16, num_processes=2)
     config = PretrainConfig(tokenizer="data/tokenizer", micro_batch_size=3)
@@ -76,7 +75,7 @@ def test_a_global_batch_that_does_not_split_on_the_new_processes_is_refused_nami
 
 
 def test_a_second_run_on_the_same_folder_refuses_and_a_killed_run_leaves_no_stale_lock(tmp_path):
-    args = ["--max-steps", "400", "--micro-batch-size", "4", "--save-every", "5", "--keep-checkpoints", "1"]
+    args = ["--max-steps", "5000", "--micro-batch-size", "4", "--save-every", "5", "--keep-checkpoints", "1"]
     output = tmp_path / "run"
     first = subprocess.Popen(pretrain_command(output, *args), cwd=REPO, env=launch_environment(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
