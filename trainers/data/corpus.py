@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 import pyarrow.compute as pc
 
+from ..resources import data_path
 from .packing import pack_documents
 
 LOADERS = {".txt": "text", ".text": "text", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -67,6 +68,20 @@ def load_corpus(
             f"column that holds the text."
         )
     return corpus.select_columns([text_column])
+
+
+def load_sources(train_data: list[str], text_column: str = "text", hub_config: str | None = None,
+                 streaming: bool = False) -> datasets.Dataset | datasets.IterableDataset:
+    """A launcher's `train_data` as one corpus: bundled `data/...` paths resolved, and a lone entry that exists
+    nowhere here read as a hub dataset id."""
+    return load_corpus(as_source([data_path(source) for source in train_data]), text_column, hub_config,
+                       streaming=streaming)
+
+
+def as_source(sources: list[str]) -> str | list[str]:
+    """Several entries, or one that exists here, stay files; a lone entry found nowhere becomes a hub id (a plain
+    string, which is how `resolve_files` and `load_corpus` tell a hub id from a missing file)."""
+    return sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0]
 
 
 def read_texts(source: str | list[str], text_column: str = "text", limit: int | None = None,

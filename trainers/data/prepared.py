@@ -29,7 +29,7 @@ from transformers import AutoTokenizer
 from ..config import raise_problems
 from ..file_integrity import check_files, file_records
 from ..resources import data_path
-from .corpus import load_corpus, row_lengths, tokenize_and_pack
+from .corpus import load_sources, row_lengths, tokenize_and_pack
 
 INFO_FILE = "briskbert_prepared.json"
 FORMAT_VERSION = 1
@@ -97,9 +97,7 @@ def prepare_corpus(config: PrepareDataConfig, echo=print) -> dict:
                          f"folder: choose another --output.")
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(data_path(config.tokenizer), trust_remote_code=True)
-    sources = [data_path(source) for source in config.train_data]
-    corpus = load_corpus(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0],
-                         config.text_column, config.hub_config)
+    corpus = load_sources(config.train_data, config.text_column, config.hub_config)
     rows = tokenize_and_pack(corpus, tokenizer, config.max_seq_length, config.text_column, num_proc=config.num_proc)
     lengths = row_lengths(rows)
     tokens = int(lengths.sum())

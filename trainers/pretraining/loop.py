@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ...modeling import PRESETS
 from ..config import raise_problems
-from ..data.corpus import load_corpus, row_lengths, tokenize_and_pack
+from ..data.corpus import load_sources, row_lengths, tokenize_and_pack
 from ..data.masking import MLMMasking
 from ..data.packing import block_diagonal_inputs, collate_rows, packing_efficiency
 from ..data.prepared import load_prepared, prepared_folder
@@ -304,11 +304,9 @@ def tokenizer_model_and_rows(config: PretrainConfig, accelerator):
     """The run's tokenizer and model, and its packed rows: memory-mapped from a folder briskbert-prepare-data wrote,
     or tokenized and packed from raw files or a hub dataset here (by the main process first; the others then read
     its datasets cache)."""
-    sources = [data_path(source) for source in config.train_data]
-    prepared = prepared_folder(sources)
+    prepared = prepared_folder([data_path(source) for source in config.train_data])
     if prepared is None:
-        corpus = load_corpus(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0],
-                             config.text_column, config.hub_config, streaming=config.streaming)
+        corpus = load_sources(config.train_data, config.text_column, config.hub_config, config.streaming)
         tokenizer, model = build_tokenizer_and_model(config, corpus, accelerator.print)
         with accelerator.main_process_first():
             rows = tokenize_and_pack(corpus, tokenizer, config.max_seq_length, config.text_column)

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 from transformers import AutoTokenizer
 
-from ..data.corpus import read_texts, resolve_files
+from ..data.corpus import as_source, read_texts, resolve_files
 from ..data.tokenizer import ARABIC_NORMALIZERS, extend_tokenizer, pieces_per_word, train_wordpiece
 from ..evaluation.drift import feature_drift
 from ..evaluation.results import main_scores
@@ -171,7 +171,7 @@ def build_variant(args: VariantBuild) -> None:
         check_baseline(args.baseline_model)
 
     if not stages.done("corpus"):
-        files = resolve_files(sources if len(sources) > 1 or Path(sources[0]).exists() else sources[0])
+        files = resolve_files(as_source(sources))
         record = {"sources": sources, "files": [str(f) for f in files or []], "license": recipe.license,
                   "license_note": recipe.license_note}
         (out).mkdir(parents=True, exist_ok=True)
