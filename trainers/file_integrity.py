@@ -26,8 +26,16 @@ def check_files(folder: Path, expected: dict[str, dict], what: str, fix: str, co
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return feed(hashlib.sha256(), path).hexdigest()
+
+
+def feed(digest, path: Path):
+    """`digest` updated with the file's bytes, read in chunks (a checkpoint is GBs); returns `digest`."""
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 22):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

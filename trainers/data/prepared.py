@@ -30,6 +30,7 @@ from ..config import raise_problems
 from ..file_integrity import check_files, file_records
 from ..resources import data_path
 from .corpus import load_sources, row_lengths, tokenize_and_pack
+from .packing import packing_efficiency
 
 INFO_FILE = "briskbert_prepared.json"
 FORMAT_VERSION = 1
@@ -101,6 +102,7 @@ def prepare_corpus(config: PrepareDataConfig, echo=print) -> dict:
     rows = tokenize_and_pack(corpus, tokenizer, config.max_seq_length, config.text_column, num_proc=config.num_proc)
     lengths = row_lengths(rows)
     tokens = int(lengths.sum())
+    efficiency = packing_efficiency(lengths, config.max_seq_length)
     seconds = time.perf_counter() - start
 
     partial = output.with_name(f".partial-{output.name}")
@@ -113,7 +115,7 @@ def prepare_corpus(config: PrepareDataConfig, echo=print) -> dict:
         "max_seq_length": config.max_seq_length,
         "rows": len(rows),
         "tokens": tokens,
-        "packing_efficiency": tokens / (len(rows) * config.max_seq_length),
+        "packing_efficiency": efficiency,
         "corpus_rows": len(corpus),
         "sources": config.train_data,
         "num_proc": config.num_proc,

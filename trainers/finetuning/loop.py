@@ -34,6 +34,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 import briskbert  # noqa: F401  (registers BriskBERT with the Auto classes, for folders saved without code)
 
 from ..config import check_fields, load_recipe, parse_config, raise_problems
+from ..file_integrity import feed
 from ..hub.upload import push_folder
 from ..inference.quantize import quantize
 from ..metrics_log import MetricsLog
@@ -408,9 +409,7 @@ def model_fingerprint(name_or_path: str) -> str | None:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 24):
-                digest.update(chunk)
+        feed(digest, path)
     return digest.hexdigest()
 
 

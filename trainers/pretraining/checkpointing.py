@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..file_integrity import check_files, file_records
+from ..file_integrity import check_files, file_records, folder_bytes
 
 PREFIX = "step_"
 STATE_FILE = "trainer_state.json"
@@ -114,7 +114,7 @@ def no_space_message(root: Path, step: int, keep: int, error: BaseException | No
     if not found:
         return (f"No space left in {root} for the step-{step} checkpoint ({free:,.0f} MB free; {error}). Nothing was "
                 f"saved yet: free space there, or choose another --output-dir, and start again.")
-    size = sum(path.stat().st_size for path in found[-1].rglob("*") if path.is_file()) / 2**20
+    size = folder_bytes(found[-1]) / 2**20
     return (f"No space left in {root} for the step-{step} checkpoint: it needs about {size:,.0f} MB (the size of "
             f"{found[-1].name}), and {free:,.0f} MB are free. {found[-1].name} is complete and kept. Free at least "
             f"{max(size - free, 1):,.0f} MB there{' (or lower --keep-checkpoints)' if keep > 1 else ''}, then rerun "

@@ -30,6 +30,7 @@ from ..data.masking import MLMMasking
 from ..data.packing import collate_rows
 from ..data.prepared import load_prepared
 from ..data.sampling import GlobalOrderBatchSampler
+from ..file_integrity import folder_bytes
 from ..measuring import cpu_description
 from ..pretraining.checkpointing import save_checkpoint
 from ..pretraining.loop import mask_seeds
@@ -156,7 +157,7 @@ def checkpoint_write(folder: Path, preset: str) -> dict:
     start = time.perf_counter()
     saved = save_checkpoint(accelerator, folder, 1, {"step": 1}, keep=1)
     seconds = time.perf_counter() - start
-    size = sum(path.stat().st_size for path in saved.rglob("*") if path.is_file())
+    size = folder_bytes(saved)
     shutil.rmtree(folder, ignore_errors=True)
     return {"preset": preset, "parameters": sum(p.numel() for p in model.parameters()), "bytes": size,
             "seconds": seconds, "megabytes_per_s": size / 2**20 / seconds}
