@@ -347,10 +347,10 @@ def accumulation_keeping_the_global_batch(config: PretrainConfig, state: Trainer
     steps in global batches), adjusting accumulation to this launch's processes and micro-batch, and saying so."""
     if not state.global_batch_size:  # a new run, or a checkpoint from before the global batch was recorded
         state.global_batch_size = config.micro_batch_size * world * config.gradient_accumulation_steps
-        state.num_processes = state.num_processes or world
-    if config.streaming and world != state.num_processes:
+    written_by = state.num_processes or world
+    if config.streaming and world != written_by:
         raise SystemExit(f"A streamed corpus is split between processes by datasets, so its position cannot move to "
-                         f"another number of processes: resume on {state.num_processes} processes, or prepare the "
+                         f"another number of processes: resume on {written_by} processes, or prepare the "
                          f"corpus (briskbert-prepare-data) and train on the prepared folder.")
     global_batch, per_micro_step = state.global_batch_size, config.micro_batch_size * world
     if global_batch % per_micro_step:
@@ -362,7 +362,7 @@ def accumulation_keeping_the_global_batch(config: PretrainConfig, state: Trainer
     accumulation = global_batch // per_micro_step
     if accumulation != config.gradient_accumulation_steps:
         echo(f"global batch kept at {global_batch} rows: {config.micro_batch_size} rows x {world} processes x "
-             f"{accumulation} accumulation steps (the checkpoint was written by {state.num_processes} processes; "
+             f"{accumulation} accumulation steps (the checkpoint was written by {written_by} processes; "
              f"gradient_accumulation_steps {config.gradient_accumulation_steps} -> {accumulation})")
     state.num_processes = world
     return accumulation

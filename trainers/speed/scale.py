@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from ...modeling import BriskBertConfig, BriskBertForMaskedLM
@@ -29,11 +28,10 @@ from ..data.corpus import read_texts
 from ..data.masking import MLMMasking
 from ..data.packing import collate_rows
 from ..data.prepared import load_prepared
-from ..data.sampling import GlobalOrderBatchSampler
 from ..file_integrity import folder_bytes
 from ..measuring import cpu_description
 from ..pretraining.checkpointing import save_checkpoint
-from ..pretraining.loop import mask_seeds
+from ..pretraining.loop import PretrainConfig, TrainerState, mask_seeds, training_batches
 from ..resources import data_path
 from ..training import make_accelerator
 from .records import write_record
@@ -116,9 +114,9 @@ def loader_rate(folder: str, config: ScaleConfig, batches: int = 100) -> dict:
     memory map and collated into padded batches, then masked (which runs in the training process)."""
     tokenizer = AutoTokenizer.from_pretrained(data_path(config.tokenizer), trust_remote_code=True)
     rows, _ = load_prepared(folder, tokenizer, config.max_seq_length)
-    sampler = GlobalOrderBatchSampler(len(rows), config.loader_batch_size, seed=0)
-    loader = iter(DataLoader(rows, batch_sampler=sampler, collate_fn=partial(collate_rows,
-                                                                             pad_token_id=tokenizer.pad_token_id)))
+    run = PretrainConfig(tokenizer=config.tokenizer, micro_batch_size=config.loader_batch_size, seed=0)
+    loader = training_batches(rows, run, TrainerState(), 0, 1, 1,
+                              partial(collate_rows, pad_token_id=tokenizer.pad_token_id))
     masking = MLMMasking.from_tokenizer(tokenizer, config.max_seq_length)
     start = time.perf_counter()
     read = [next(loader) for _ in range(batches)]
