@@ -11,6 +11,7 @@ from pathlib import Path
 import datasets
 import pytest
 from launchers import console_script, launch_environment
+from pretrain_runs import FAST, RECIPE, SCRIPT
 from transformers import AutoTokenizer
 
 from briskbert.trainers.config import parse_config
@@ -21,8 +22,7 @@ from briskbert.trainers.pretraining.loop import pretrain as pretrain_loop
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = "data/corpus/en"
-FAST = ["--config", "tiny-cpu", "--max-seq-length", "64", "--eval-rows", "16", "--log-every", "1", "--eval-every", "3",
-        "--hidden-dropout-prob", "0", "--peak-tflops", "1", "--max-steps", "3", "--save-every", "100"]
+STEPS = ["--max-steps", "3", "--eval-every", "3", "--save-every", "100"]
 
 
 def run(command: list[str], cache: Path, expect_rc: int = 0) -> subprocess.CompletedProcess:
@@ -73,9 +73,9 @@ def test_tokenizer_fingerprint_is_its_ids_not_its_call_settings(tmp_path, tokeni
 
 def test_pretraining_on_the_prepared_folder_follows_the_raw_corpus_curve(tmp_path, prepared):
     """Same rows, same row ids (so the same masks): the same losses, bit for bit, without tokenizing at start-up."""
-    script = str(REPO / "scripts" / "pretrain.py")
-    run([sys.executable, script, *FAST, "--output-dir", str(tmp_path / "raw")], tmp_path / "cache-raw")
-    run([sys.executable, script, *FAST, "--train-data", str(prepared), "--output-dir", str(tmp_path / "prepared")],
+    launch = [sys.executable, SCRIPT, "--config", RECIPE, *FAST, *STEPS]
+    run([*launch, "--output-dir", str(tmp_path / "raw")], tmp_path / "cache-raw")
+    run([*launch, "--train-data", str(prepared), "--output-dir", str(tmp_path / "prepared")],
         tmp_path / "cache-prepared")
 
     def curve(name):
