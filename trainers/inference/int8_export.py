@@ -20,20 +20,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..conversion.export import OUTPUT_NAMES, export_onnx, load_briskbert, load_tokenizer, real_batch
-from .onnx_encoder import OnnxEncoder
-from .quantize import Int8Linear, load_quantized, quantize, save_quantized
+from .onnx_encoder import QUANTIZED_ON_KEY, WEIGHT_BITS_KEY, OnnxEncoder
+from .quantize import (
+    INT8_CONFIG_KEY,
+    Int8Linear,
+    accumulation_name,
+    int16_pairs,
+    load_quantized,
+    quantize,
+    save_quantized,
+)
 
 INT8_CHECK_SKIP = 256  # the int8 check's sentences come after the 256 that quantize() calibrates on by default
 
 
-def export_int8(folder, output, method: str = "smooth-outliers", max_length: int = 128) -> tuple[float, float]:
+def export_int8(folder, output, method: str = "smooth-outliers", max_length: int = 128,
+                weight_bits: int | None = None) -> tuple[float, float]:
     """Quantize the BriskBERT in `folder` (briskbert.quantize) and write the int8 folder (save_quantized), then run it
     beside the fp32 model on real SST-2 sentences it was not calibrated on; returns the mean and min cosine of their
     first outputs, row by row."""
     folder, output = Path(folder), Path(output)
     model = load_briskbert(folder)
     tokenizer = load_tokenizer(folder)
-    save_quantized(quantize(model, method, tokenizer=tokenizer), output, tokenizer=tokenizer)
+    save_quantized(quantize(model, method, tokenizer=tokenizer, weight_bits=weight_bits), output, tokenizer=tokenizer)
     int8 = load_quantized(output)
     name = OUTPUT_NAMES[type(model).__name__][0]
     return int8_agreement(model, tokenizer, max_length, lambda check: getattr(int8(**check), name))
@@ -103,10 +112,12 @@ def onnxruntime_tools():
         sys.path[:] = path_before
 
 
-def quantize_onnx(fp32_path, output) -> int:
+def quantize_onnx(fp32_path, output, weight_bits: int = 8) -> int:
     """onnxruntime's dynamic int8 (int8 weights per output column, uint8 activations per call) on the matmuls of the
-    SplitLinears' main weights only: the outlier matmuls and the Linears the recipe keeps fp32 stay fp32. Returns
-    how many matmuls became int8."""
+    SplitLinears' main weights only: the outlier matmuls and the Linears the recipe keeps fp32 stay fp32. With
+    `weight_bits` 7, onnxruntime's reduce_range: weights within +-64, the codes `quantize` gave them, so a pair of
+    u8 x s8 products cannot saturate in the int16 kernels of a CPU without VNNI. The bits and the quantizing CPU's
+    kind go into the graph's metadata. Returns how many matmuls became int8."""
     import onnx
 
     with onnxruntime_tools():
@@ -120,7 +131,13 @@ def quantize_onnx(fp32_path, output) -> int:
         raise RuntimeError(f"{fp32_path} has no matmul on a SplitLinear weight; nothing to quantize.")
     # without DefaultTensorType the quantizer cannot type outputs that shape inference leaves open
     quantize_dynamic(str(fp32_path), str(output), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_quantize=nodes, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                     reduce_range=weight_bits == 7, nodes_to_quantize=nodes,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantized = onnx.load(str(output))
+    onnx.helper.set_model_props(quantized, {**{p.key: p.value for p in quantized.metadata_props},
+                                            WEIGHT_BITS_KEY: str(weight_bits),
+                                            QUANTIZED_ON_KEY: accumulation_name(int16_pairs())})
+    onnx.save(quantized, str(output))
     return len(nodes)
 
 
@@ -130,10 +147,11 @@ def export_int8_graph(int8_model: nn.Module, example: dict, output) -> int:
     with tempfile.TemporaryDirectory(prefix="briskbert-int8-onnx-") as temporary:
         fp32_path = Path(temporary) / "split.onnx"
         export_onnx(split_linears(int8_model), example, fp32_path)
-        return quantize_onnx(fp32_path, output)
+        return quantize_onnx(fp32_path, output, getattr(int8_model.config, INT8_CONFIG_KEY).get("weight_bits", 8))
 
 
-def export_int8_onnx(folder, output, method: str = "smooth-outliers", max_length: int = 128) -> tuple[float, float]:
+def export_int8_onnx(folder, output, method: str = "smooth-outliers", max_length: int = 128,
+                     weight_bits: int | None = None) -> tuple[float, float]:
     """Quantize the BriskBERT in `folder` (briskbert.quantize, calibrated on real sentences), export that recipe as an
     int8 ONNX graph for onnxruntime, then run the graph (briskbert.OnnxEncoder) beside the fp32 model on real SST-2
     sentences it was not calibrated on; returns the mean and min cosine of their first outputs, row by row."""
@@ -144,7 +162,8 @@ def export_int8_onnx(folder, output, method: str = "smooth-outliers", max_length
                          "head's are [batch, choices, seq]. Export it with --format onnx (fp32).")
     tokenizer = load_tokenizer(folder)
     output.parent.mkdir(parents=True, exist_ok=True)
-    export_int8_graph(quantize(model, method, tokenizer=tokenizer), real_batch(tokenizer, model, 4, max_length), output)
+    export_int8_graph(quantize(model, method, tokenizer=tokenizer, weight_bits=weight_bits),
+                      real_batch(tokenizer, model, 4, max_length), output)
     encoder = OnnxEncoder(output)
     return int8_agreement(model, tokenizer, max_length,
                           lambda check: encoder(check["input_ids"], check["attention_mask"], check["token_type_ids"]))

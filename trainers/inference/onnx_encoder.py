@@ -15,11 +15,14 @@ model gives them).
 
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+WEIGHT_BITS_KEY = "briskbert_int8_weight_bits"  # an int8 graph's metadata (briskbert-export --int8): its weights'
+QUANTIZED_ON_KEY = "briskbert_int8_quantized_on"  # bits, and the kind of CPU it was quantized on
 MASKED_WITH_MIN = ("start_logits", "end_logits")
 
 
@@ -35,6 +38,7 @@ class OnnxEncoder:
         # a spinning pool slows whatever the caller runs next on the same cores
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
+        self.warn_if_quantized_for_another_cpu(path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         unknown = sorted(set(self.input_names) - set(INPUT_NAMES))
         if unknown:
@@ -48,6 +52,21 @@ class OnnxEncoder:
         self.token_level = len(output.shape) >= 2 and output.shape[1] in sequence_dims
         self.token_budget, self.max_batch_size = token_budget, max_batch_size
         self.call_cost_tokens = self.measure_call_cost() if call_cost_tokens is None else call_cost_tokens
+
+    def warn_if_quantized_for_another_cpu(self, path) -> None:
+        """onnxruntime adds u8 x s8 products in int16 pairs on a CPU without VNNI, where a graph's 8-bit weights
+        saturate (and nothing in onnxruntime says so); a graph exported there has 7-bit weights, safe on both."""
+        from .quantize import cpu_mismatch, has_vnni
+
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if WEIGHT_BITS_KEY not in metadata:
+            return
+        mismatch = cpu_mismatch(int(metadata[WEIGHT_BITS_KEY]), not has_vnni(), str(path),
+                                "Export it again with 7-bit weights, which run accurately on both kinds "
+                                "(briskbert-export --format onnx --int8 --int8-weight-bits 7, the default on a CPU "
+                                "of this kind).")
+        if mismatch:
+            warnings.warn(mismatch, stacklevel=3)
 
     def measure_call_cost(self, long: int = 65) -> float:
         """One session call's fixed overhead in tokens' worth of work: how many tokens the time of a 1-token row

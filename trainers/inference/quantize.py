@@ -17,9 +17,15 @@ every other token's weight range, which measured worse than keeping its top chan
 
 The heads (classifier, MLM decoder, QA/NER outputs) stay fp32: they are a small share of the FLOPs and quantizing
 them is where a task's score moves.
+
+How many bits the weights get depends on the CPU, chosen at quantize time and recorded in the saved config: where
+the int8 matmul adds u8 x s8 products in int16 pairs (AVX2, or AVX-512 without VNNI: `int16_pairs()`), 8-bit weights
+times 8-bit activations can pass 32,767 and saturate, so weights take 7 bits (|w| <= 64, as onnxruntime's
+reduce_range) and activations keep all 8; with VNNI the products add in int32 and both take 8 bits.
 """
 
 import functools
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +40,10 @@ INT8_CONFIG_KEY = "briskbert_int8"  # config.json entry of a saved int8 model: t
 
 
 ROLES = ("attention.Wqkv", "attention.Wo", "mlp.Wi", "mlp.Wo")  # each encoder Linear's role, by its name's end
+# the largest int8 weight code by weight bits; 7 bits as onnxruntime's reduce_range: |w0| + |w1| <= 128, so a pair of
+# products with 8-bit activations (u8 <= 255) stays within int16 (255 * 128 = 32,640)
+WEIGHT_LEVELS = {8: 127, 7: 64}
+PAIR_SAFE_LEVEL = 64
 
 
 @dataclass(frozen=True)
@@ -80,10 +90,11 @@ class Int8Linear(nn.Module):
         self.register_buffer("outlier_index", torch.zeros(num_outliers, dtype=torch.long) if num_outliers else None)
         self.register_buffer("outlier_weight", torch.zeros(out_features, num_outliers) if num_outliers else None)
         self._packed = {}  # fbgemm's packed weights, by output rows
+        self._reduce_range = None  # whether activations must take 7 bits here (activation_reduce_range)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, smoothing: torch.Tensor | None, outliers: torch.Tensor | None,
-                    per_channel: bool) -> "Int8Linear":
+                    per_channel: bool, weight_bits: int = 8) -> "Int8Linear":
         weight = linear.weight.detach().float()
         module = cls(linear.in_features, linear.out_features, 0 if outliers is None else len(outliers),
                      smoothed=smoothing is not None)
@@ -100,20 +111,28 @@ class Int8Linear(nn.Module):
         if module.input_scale is not None:
             module.input_scale.copy_(input_scale)
         row_range = quantized.abs().amax(dim=1) if per_channel else quantized.abs().amax().expand(linear.out_features)
-        scale = (row_range / 127.0).clamp(min=1e-12)
-        module.weight_int8.copy_(torch.round(quantized / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        levels = WEIGHT_LEVELS[weight_bits]
+        scale = (row_range / levels).clamp(min=1e-12)
+        module.weight_int8.copy_(torch.round(quantized / scale[:, None]).clamp(-levels, levels).to(torch.int8))
         module.weight_scale.copy_(scale)
         if linear.bias is not None:
             module.bias.copy_(linear.bias.detach())
         return module
 
     def _apply(self, fn, recurse=True):
-        self._packed = {}  # moved or cast buffers: pack again from them
+        self._packed, self._reduce_range = {}, None  # moved or cast buffers: pack again from them
         return super()._apply(fn, recurse)
 
     def _load_from_state_dict(self, *args, **kwargs):
-        self._packed = {}
+        self._packed, self._reduce_range = {}, None
         super()._load_from_state_dict(*args, **kwargs)
+
+    def activation_reduce_range(self) -> bool:
+        """7-bit activations (fbgemm's reduce_range) only where products add in int16 pairs and these weights reach
+        past PAIR_SAFE_LEVEL (8-bit weights, quantized for a VNNI CPU): the one way they cannot saturate there."""
+        if self._reduce_range is None:
+            self._reduce_range = int16_pairs() and int(self.weight_int8.abs().max()) > PAIR_SAFE_LEVEL
+        return self._reduce_range
 
     def packed(self, rows: slice = slice(None)):
         """fbgemm's packed int8 weight (and bias) of the given output rows, built on first use."""
@@ -156,7 +175,7 @@ class Int8Linear(nn.Module):
         return scaled, outliers
 
     def _matmul(self, scaled, outliers, rows: slice) -> torch.Tensor:
-        y = torch.ops.quantized.linear_dynamic(scaled, self.packed(rows), reduce_range=int16_pairs())
+        y = torch.ops.quantized.linear_dynamic(scaled, self.packed(rows), reduce_range=self.activation_reduce_range())
         if outliers is not None:  # in place rather than a fresh sum: one [tokens, out] buffer less per call
             y.addmm_(outliers, self.outlier_weight[rows].t())
         return y
@@ -166,13 +185,29 @@ class Int8Linear(nn.Module):
         return f"in={self.in_features}, out={self.out_features}, fp32 outlier channels={outliers}"
 
 
+# FBGEMM_ENABLE_INSTRUCTIONS values that make fbgemm run its int16-pair kernels whatever the CPU has
+FBGEMM_INT16_PAIR_SETS = ("AVX2", "AVX512", "AVX512_256")
+
+
+def has_vnni() -> bool:
+    """Whether this CPU adds int8 products in int32 (AVX-512 VNNI), as onnxruntime's and fbgemm's kernels use it."""
+    check = getattr(torch.cpu, "_is_vnni_supported", None)
+    return check is not None and check()
+
+
 @functools.cache
 def int16_pairs() -> bool:
-    """Whether fbgemm's int8 matmul adds products in int16 pairs here (AVX2 or AVX-512 without VNNI), where 8-bit
-    activations could saturate: such CPUs quantize activations to 7 bits (reduce_range). VNNI accumulates in int32,
-    so there activations keep all 8 bits, which measured more accurate on the real MiniLM's embeddings (docs/int8.md)."""
-    has_vnni = getattr(torch.cpu, "_is_vnni_supported", None)
-    return not (has_vnni is not None and has_vnni())
+    """Whether fbgemm's int8 matmul adds products in int16 pairs here (AVX2, or AVX-512 without VNNI), where 8-bit
+    weights times 8-bit activations can saturate. fbgemm takes its kernel set from the CPU, or from
+    FBGEMM_ENABLE_INSTRUCTIONS: AVX2 there runs the int16-pair kernels on a VNNI CPU too, which is how one machine
+    checks the other's path (tests/test_quantize.py)."""
+    if os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "").upper() in FBGEMM_INT16_PAIR_SETS:
+        return True
+    return not has_vnni()
+
+
+def accumulation_name(pairs: bool) -> str:
+    return "int16 pairs (AVX2, or AVX-512 without VNNI)" if pairs else "int32 (VNNI)"
 
 
 def encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
@@ -240,11 +275,18 @@ def smoothing_scales(activation_range: torch.Tensor, weight: torch.Tensor, alpha
 
 
 def quantize(model, method: str | Int8Recipe = "smooth-outliers", tokenizer=None, texts=None,
-             batches: list[dict] | None = None, inplace: bool = False):
+             batches: list[dict] | None = None, inplace: bool = False, weight_bits: int | None = None):
     """An int8 copy of a BriskBERT model (any head) for CPU inference. `method` is a name in METHODS (default:
     the measured most accurate, "smooth-outliers") or an Int8Recipe. Calibration runs the fp32 model on `batches`,
-    or on `texts` tokenized with `tokenizer`, or on 256 bundled SST-2 sentences."""
+    or on `texts` tokenized with `tokenizer`, or on 256 bundled SST-2 sentences. `weight_bits` defaults to what this
+    CPU's int8 matmul holds without saturating: 8 with VNNI, 7 where products add in int16 pairs (7 bits run
+    accurately on both kinds, for a model quantized here and served on another CPU)."""
     import copy
+
+    if weight_bits is None:
+        weight_bits = 7 if int16_pairs() else 8
+    if weight_bits not in WEIGHT_LEVELS:
+        raise ValueError(f"weight_bits must be one of {sorted(WEIGHT_LEVELS)}, got {weight_bits!r}.")
 
     recipe = METHODS[method] if isinstance(method, str) and method in METHODS else method
     if not isinstance(recipe, Int8Recipe):
@@ -272,10 +314,20 @@ def quantize(model, method: str | Int8Recipe = "smooth-outliers", tokenizer=None
             outliers = activation_range.topk(num_outliers).indices.sort().values
         parent, _, leaf = name.rpartition(".")
         setattr(target.get_submodule(parent), leaf, Int8Linear.from_linear(linear, smoothing, outliers,
-                                                                           recipe.per_channel))
+                                                                           recipe.per_channel, weight_bits))
     target.eval()
-    setattr(target.config, INT8_CONFIG_KEY, {**asdict(recipe), "layout": layout_of(target)})
+    setattr(target.config, INT8_CONFIG_KEY, {**asdict(recipe), "weight_bits": weight_bits,
+                                             "quantized_on": accumulation_name(int16_pairs()),
+                                             "layout": layout_of(target)})
     return target
+
+
+def cpu_mismatch(weight_bits: int, pairs: bool, what: str, fix: str) -> str | None:
+    """The warning for 8-bit int8 weights about to run where products add in int16 pairs, or None."""
+    if weight_bits <= 7 or not pairs:
+        return None
+    return (f"{what} has 8-bit int8 weights, quantized for a CPU that adds int8 products in int32 (VNNI); this CPU "
+            f"adds them in {accumulation_name(True)}, where 8-bit weights lose accuracy (docs/int8.md). {fix}")
 
 
 def layout_of(model) -> dict[str, int]:
@@ -305,6 +357,13 @@ def load_quantized(folder: str | Path):
     if not recipe:
         raise ValueError(f"{folder} holds no int8 BriskBERT (no {INT8_CONFIG_KEY} in its config.json): load it "
                          f"with from_pretrained, then briskbert.quantize(model).")
+    mismatch = cpu_mismatch(recipe.get("weight_bits", 8), int16_pairs(), str(folder),
+                            "It runs here with 7-bit activations to stay exact. For full accuracy, quantize the fp32 "
+                            "model again on this CPU (briskbert.quantize, or briskbert-export --int8), or on any CPU "
+                            "with 7-bit weights, which run accurately on both kinds (weight_bits=7, "
+                            "--int8-weight-bits 7).")
+    if mismatch:
+        warnings.warn(mismatch, stacklevel=2)
     architecture = (config.architectures or ["BriskBertModel"])[0]
     model = getattr(modeling, architecture)(config)
     for name, num_outliers in recipe["layout"].items():
