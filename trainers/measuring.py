@@ -103,9 +103,13 @@ def time_interleaved(contenders: dict[str, Callable[[], object]], repeats: int, 
             start = time.perf_counter()
             run()
             sync()
-            timings[name].seconds.append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            timings[name].seconds.append(seconds)
             if stolen_before is not None:
-                timings[name].stolen.append(stolen_cpu_seconds() - stolen_before)
+                # /proc/stat counts whole clock ticks (10 ms): a call shorter than a tick can be charged a whole one,
+                # more than the CPUs had in that time, so a repetition's steal is held to what was there to steal
+                stolen = stolen_cpu_seconds() - stolen_before
+                timings[name].stolen.append(min(max(stolen, 0.0), seconds * (os.cpu_count() or 1)))
         if after_round is not None:
             after_round()
     return timings
