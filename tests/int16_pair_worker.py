@@ -15,24 +15,11 @@ import json
 import warnings
 
 import torch
-from briskbert.trainers.inference.quantize import Int8Linear, int16_pairs, load_quantized, quantize, save_quantized
-from test_quantize import embeddings
-from torch import nn
+from briskbert.trainers.inference.quantize import int16_pairs, load_quantized, quantize, save_quantized
+from test_quantize import embeddings, full_range_int8
 from transformers import AutoTokenizer
 
 from briskbert import BriskBertModel
-
-
-def full_range_sum(weight_bits: int) -> float:
-    """Largest error of an Int8Linear against fp32 where every product is at the top of its range."""
-    linear = nn.Linear(512, 64)
-    with torch.no_grad():
-        linear.weight.fill_(1.0)
-        linear.bias.zero_()
-    int8 = Int8Linear.from_linear(linear, None, None, per_channel=True, weight_bits=weight_bits)
-    x = torch.ones(4, 512)
-    x[:, 0] = 0.0  # the range [0, 1]: 1.0 quantizes to the top code
-    return (int8(x) - linear(x)).abs().max().item()
 
 
 def main():
@@ -45,7 +32,7 @@ def main():
     model, tokenizer = BriskBertModel.from_pretrained(args.model).eval(), AutoTokenizer.from_pretrained(args.model)
     texts = json.load(open(args.sentences))
     reference = embeddings(model, tokenizer, texts)
-    result = {"int16_pairs": int16_pairs(), "full_range_error": {bits: full_range_sum(bits) for bits in (8, 7)}}
+    result = {"int16_pairs": int16_pairs(), "full_range_error": {bits: full_range_int8(bits)[1] for bits in (8, 7)}}
     default = quantize(model, tokenizer=tokenizer)
     result["default_weight_bits"] = default.config.briskbert_int8["weight_bits"]
     cosine = (embeddings(default, tokenizer, texts) * reference).sum(-1)

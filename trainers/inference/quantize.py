@@ -43,7 +43,7 @@ ROLES = ("attention.Wqkv", "attention.Wo", "mlp.Wi", "mlp.Wo")  # each encoder L
 # the largest int8 weight code by weight bits; 7 bits as onnxruntime's reduce_range: |w0| + |w1| <= 128, so a pair of
 # products with 8-bit activations (u8 <= 255) stays within int16 (255 * 128 = 32,640)
 WEIGHT_LEVELS = {8: 127, 7: 64}
-PAIR_SAFE_LEVEL = 64
+PAIR_SAFE_LEVEL = WEIGHT_LEVELS[7]
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,11 @@ def int16_pairs() -> bool:
     return not has_vnni()
 
 
+def native_weight_bits() -> int:
+    """The weight bits `quantize` gives by default here: what this CPU's int8 matmul holds without saturating."""
+    return 7 if int16_pairs() else 8
+
+
 def accumulation_name(pairs: bool) -> str:
     return "int16 pairs (AVX2, or AVX-512 without VNNI)" if pairs else "int32 (VNNI)"
 
@@ -284,7 +289,7 @@ def quantize(model, method: str | Int8Recipe = "smooth-outliers", tokenizer=None
     import copy
 
     if weight_bits is None:
-        weight_bits = 7 if int16_pairs() else 8
+        weight_bits = native_weight_bits()
     if weight_bits not in WEIGHT_LEVELS:
         raise ValueError(f"weight_bits must be one of {sorted(WEIGHT_LEVELS)}, got {weight_bits!r}.")
 

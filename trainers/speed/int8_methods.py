@@ -24,7 +24,7 @@ from ..conversion.export import INPUT_NAMES, export_onnx
 from ..inference.embed import pool
 from ..inference.int8_export import export_int8_graph
 from ..inference.onnx_encoder import OnnxEncoder
-from ..inference.quantize import METHODS, accumulation_name, encoder_linears, int16_pairs, quantize
+from ..inference.quantize import METHODS, accumulation_name, encoder_linears, int16_pairs, native_weight_bits, quantize
 from ..measuring import time_interleaved
 from .contenders import MiniLMComparison
 from .records import write_record
@@ -97,13 +97,13 @@ class OnnxRunner:
 def other_weight_bits() -> int:
     """The weight bits the other kind of CPU quantizes to (7 where this one takes 8, and the reverse): its row shows
     what a model quantized there gives here."""
-    return 8 if int16_pairs() else 7
+    return 15 - native_weight_bits()
 
 
-def onnx_contenders(fp32, tokenizer, batches) -> dict:
-    """The converted model exported as briskbert-export writes it, fp32 and `--int8` (the default recipe, calibrated
-    as quantize()'s default) with this CPU's weight bits and the other kind's, each run by briskbert.OnnxEncoder; the
-    graphs live in the sessions once loaded."""
+def onnx_contenders(fp32, int8_models: dict, batches) -> dict:
+    """The converted model exported as briskbert-export writes it, fp32 and `--int8`: each `quantize`d model of
+    `int8_models` (the default recipe with this CPU's weight bits and the other kind's, by row-name suffix) as its
+    int8 graph, each run by briskbert.OnnxEncoder; the graphs live in the sessions once loaded."""
     _, first = batches[0]
     example = {name: first.get(name, torch.zeros_like(first["input_ids"])) for name in INPUT_NAMES}
     contenders = {}
@@ -111,10 +111,9 @@ def onnx_contenders(fp32, tokenizer, batches) -> dict:
         fp32_path = Path(folder) / "fp32.onnx"
         export_onnx(fp32, example, fp32_path)
         contenders["BriskBERT onnxruntime fp32"] = (OnnxRunner(OnnxEncoder(fp32_path)), bert_pooled)
-        other = other_weight_bits()
-        for weight_bits, suffix in ((None, ""), (other, f" ({other}-bit weights)")):
+        for suffix, int8 in int8_models.items():
             int8_path = Path(folder) / f"int8{suffix.strip()}.onnx"
-            export_int8_graph(quantize(fp32, tokenizer=tokenizer, weight_bits=weight_bits), example, int8_path)
+            export_int8_graph(int8, example, int8_path)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an 8-bit graph where products add in int16 pairs: the row shows it
                 encoder = OnnxEncoder(int8_path)
@@ -134,19 +133,20 @@ def compare_int8(args) -> dict:
     print(f"int8 methods on all-MiniLM-L6-v2: {len(texts)} real sentences ({','.join(tasks)}), {tokens} tokens, "
           f"threads={torch.get_num_threads()}; calibration: quantize()'s default (256 bundled SST-2 sentences); "
           f"int8 products add in {accumulation_name(int16_pairs())} here, so weights take "
-          f"{7 if int16_pairs() else 8} bits")
+          f"{native_weight_bits()} bits")
     models = {"BriskBERT fp32": (fp32, briskbert_pooled), "HF BertModel sdpa fp32": (bert, bert_pooled)}
     for method in METHODS:
         models[f"BriskBERT int8 {method}"] = (quantize(fp32, method, tokenizer=tokenizer), briskbert_pooled)
-    other = other_weight_bits()
-    models[f"BriskBERT int8 smooth-outliers ({other}-bit weights)"] = (
-        quantize(fp32, tokenizer=tokenizer, weight_bits=other), briskbert_pooled)
+    other = f" ({other_weight_bits()}-bit weights)"
+    models[f"BriskBERT int8 smooth-outliers{other}"] = (
+        quantize(fp32, tokenizer=tokenizer, weight_bits=other_weight_bits()), briskbert_pooled)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's migration notice
         models["HF BertModel torch.ao dynamic int8"] = (quantize_dynamic(bert, {nn.Linear}, dtype=torch.qint8),
                                                          bert_pooled)
     if importlib.util.find_spec("onnxruntime") is not None:
-        models.update(onnx_contenders(fp32, tokenizer, batches))
+        smooth_outliers = {suffix: models[f"BriskBERT int8 smooth-outliers{suffix}"][0] for suffix in ("", other)}
+        models.update(onnx_contenders(fp32, smooth_outliers, batches))
     else:
         print("  onnxruntime rows skipped: onnxruntime is not installed (pip install 'briskbert[export]')")
     reference = embed(fp32, batches, len(texts), briskbert_pooled)
@@ -175,7 +175,7 @@ def compare_int8(args) -> dict:
     meta = {"sentences": len(texts), "tokens": tokens, "tasks": tasks, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "repeats": args.repeats, "batch_size": args.batch_size,
             "max_seq_length": args.max_seq_length, "int8_accumulation": accumulation_name(int16_pairs()),
-            "weight_bits": 7 if int16_pairs() else 8,
+            "weight_bits": native_weight_bits(),
             "fbgemm_instructions": os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "from the CPU")}
     return write_record(args.output, "outputs/benchmark_int8.json", meta, rows,
                         activation_statistics=statistics_rows)
