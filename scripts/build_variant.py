@@ -13,7 +13,8 @@ is skipped on a rerun once finished.
         # a real BERT converted and adapted, against BertForMaskedLM adapted the same way and no adaptation
 
 --variant (or --config) is a bundled recipe's name (hub_configs/variants/: general, bio, legal, german, tunisian,
-bio-from-bert, bio-from-bert-vocab, legal-from-bert) or a YAML path; --data-dir is a folder laid out like the
+bio-from-bert and its ablations bio-from-bert-vocab, -corpus-only, -tasks-only and -first-recipe,
+legal-from-bert) or a YAML path; --data-dir is a folder laid out like the
 repo's data/ (corpus/<domain>/, the tasks' folders). The stages and strategies: trainers/variants/build.py.
 """
 
