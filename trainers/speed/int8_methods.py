@@ -97,7 +97,7 @@ class OnnxRunner:
 def other_weight_bits() -> int:
     """The weight bits the other kind of CPU quantizes to (7 where this one takes 8, and the reverse): its row shows
     what a model quantized there gives here."""
-    return 15 - native_weight_bits()
+    return {8: 7, 7: 8}[native_weight_bits()]
 
 
 def onnx_contenders(fp32, int8_models: dict, batches) -> dict:
@@ -137,9 +137,10 @@ def compare_int8(args) -> dict:
     models = {"BriskBERT fp32": (fp32, briskbert_pooled), "HF BertModel sdpa fp32": (bert, bert_pooled)}
     for method in METHODS:
         models[f"BriskBERT int8 {method}"] = (quantize(fp32, method, tokenizer=tokenizer), briskbert_pooled)
-    other = f" ({other_weight_bits()}-bit weights)"
+    other_bits = other_weight_bits()
+    other = f" ({other_bits}-bit weights)"
     models[f"BriskBERT int8 smooth-outliers{other}"] = (
-        quantize(fp32, tokenizer=tokenizer, weight_bits=other_weight_bits()), briskbert_pooled)
+        quantize(fp32, tokenizer=tokenizer, weight_bits=other_bits), briskbert_pooled)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's migration notice
         models["HF BertModel torch.ao dynamic int8"] = (quantize_dynamic(bert, {nn.Linear}, dtype=torch.qint8),
